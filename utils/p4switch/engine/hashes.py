@@ -1,0 +1,191 @@
+"""Hash algorithms and BMv2's calculation input builder.
+
+The algorithms reproduce behavioral-model's ``calculations.cpp``: ``crc16`` is
+CRC-16/ARC, ``crc32`` is CRC-32/ISO-HDLC (zlib's), ``crcCCITT`` is
+CRC-16/CCITT-FALSE (binascii's ``crc_hqx`` with init 0xFFFF), ``csum16`` /
+``cksum16`` the Internet checksum; ``crc*_custom`` default to BMv2's
+parameters and can be reconfigured.  CRC-16/ARC and the custom CRCs are table
+driven here because the standard library has no reflected 16-bit CRC.
+"""
+
+from __future__ import annotations
+
+import binascii
+import random
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+HashFn = Callable[[bytes], int]
+
+
+def _reflect(value: int, width: int) -> int:
+    result = 0
+    for _ in range(width):
+        result = (result << 1) | (value & 1)
+        value >>= 1
+    return result
+
+
+@dataclass(frozen=True)
+class CrcConfig:
+    """Parameters of a CRC (BMv2 ``crc_config_t``)."""
+
+    width: int
+    polynomial: int
+    initial: int
+    final_xor: int
+    reflect_data: bool
+    reflect_remainder: bool
+
+
+class Crc:
+    """A table-driven CRC of any width from 8 to 64 bits."""
+
+    def __init__(self, config: CrcConfig) -> None:
+        self.config = config
+        width = config.width
+        top = 1 << (width - 1)
+        mask = (1 << width) - 1
+        table = []
+        for dividend in range(256):
+            remainder = dividend << (width - 8)
+            for _ in range(8):
+                remainder = ((remainder << 1) ^ config.polynomial) if remainder & top \
+                    else (remainder << 1)
+                remainder &= mask
+            table.append(remainder)
+        self._table = tuple(table)
+        self._mask = mask
+        self._byte_map = tuple(_reflect(b, 8) for b in range(256)) if config.reflect_data \
+            else tuple(range(256))
+
+    def __call__(self, data: bytes) -> int:
+        config = self.config
+        table, byte_map, mask = self._table, self._byte_map, self._mask
+        shift = config.width - 8
+        remainder = config.initial
+        for byte in data:
+            remainder = table[byte_map[byte] ^ (remainder >> shift)] ^ ((remainder << 8) & mask)
+        if config.reflect_remainder:
+            remainder = _reflect(remainder, config.width)
+        return remainder ^ config.final_xor
+
+
+CRC16_ARC = CrcConfig(16, 0x8005, 0x0000, 0x0000, True, True)
+CUSTOM_DEFAULTS = {
+    "crc8_custom": CrcConfig(8, 0x07, 0x00, 0x00, False, False),
+    "crc16_custom": CRC16_ARC,
+    "crc32_custom": CrcConfig(32, 0x04C11DB7, 0xFFFFFFFF, 0xFFFFFFFF, True, True),
+    "crc64_custom": CrcConfig(64, 0x1B, 0, 0, True, True),
+}
+
+
+def csum16(data: bytes) -> int:
+    """Internet checksum (RFC 1071) of ``data``, zero-padded to even length."""
+    if len(data) & 1:
+        data += b"\x00"
+    total = int.from_bytes(data, "big")
+    folded = total % 0xFFFF  # 2**16 == 1 (mod 0xFFFF): the one's complement sum
+    if folded == 0 and total:
+        folded = 0xFFFF
+    return ~folded & 0xFFFF
+
+
+def identity(data: bytes) -> int:
+    """The first (up to) 8 bytes as a big-endian integer."""
+    return int.from_bytes(data[:8], "big")
+
+
+def _xor_hash(word_bytes: int) -> HashFn:
+    def xor_hash(data: bytes) -> int:
+        result = 0
+        full = len(data) - len(data) % word_bytes
+        for start in range(0, full, word_bytes):
+            result ^= int.from_bytes(data[start:start + word_bytes], "big")
+        tail = data[full:]
+        if tail:
+            result ^= int.from_bytes(tail, "big") << (8 * (word_bytes - len(tail)))
+        return result
+    return xor_hash
+
+
+class RoundRobin:
+    """BMv2 ``round_robin``: 0, 1, 2, ... regardless of input."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def __call__(self, data: bytes) -> int:
+        self.next += 1
+        return self.next - 1
+
+
+class RoundRobinConsistent:
+    """BMv2 ``round_robin_consistent``: a new index per distinct input."""
+
+    def __init__(self) -> None:
+        self.seen: dict[bytes, int] = {}
+
+    def __call__(self, data: bytes) -> int:
+        return self.seen.setdefault(bytes(data), len(self.seen))
+
+
+def _xxh64() -> HashFn:
+    try:
+        import xxhash  # optional: only programs that use xxh64 need it
+    except ImportError:
+        raise ConfigError("hash algorithm 'xxh64' needs the 'xxhash' package "
+                          "(pip install xxhash)") from None
+    return lambda data: xxhash.xxh64_intdigest(data, 0)
+
+
+def make_hash(algo: str) -> HashFn:
+    """A fresh hash function for BMv2 algorithm name ``algo``."""
+    if algo == "crc16":
+        return Crc(CRC16_ARC)
+    if algo == "crc32":
+        return zlib.crc32
+    if algo == "crcCCITT":
+        return lambda data: binascii.crc_hqx(data, 0xFFFF)
+    if algo in ("csum16", "cksum16"):
+        return csum16
+    if algo == "identity":
+        return identity
+    if algo == "xor16":
+        return _xor_hash(2)
+    if algo == "xor32":
+        return _xor_hash(4)
+    if algo in CUSTOM_DEFAULTS:
+        return Crc(CUSTOM_DEFAULTS[algo])
+    if algo == "round_robin":
+        return RoundRobin()
+    if algo == "round_robin_consistent":
+        return RoundRobinConsistent()
+    if algo == "random":
+        return lambda data: random.getrandbits(64)
+    if algo == "xxh64":
+        return _xxh64()
+    raise ConfigError(f"unsupported hash algorithm '{algo}'")
+
+
+class Calculation:
+    """A named calculation: a field list packed bit by bit, then hashed."""
+
+    def __init__(self, name: str, algo: str, build: Callable[[Any], bytes]) -> None:
+        self.name = name
+        self.algo = algo
+        self.hash = make_hash(algo)
+        self.build = build
+
+    def __call__(self, packet: Any) -> int:
+        return self.hash(self.build(packet))
+
+    def configure_crc(self, config: CrcConfig) -> None:
+        """Change the parameters of a ``crc*_custom`` calculation."""
+        if self.algo not in CUSTOM_DEFAULTS:
+            raise ValueError(f"calculation '{self.name}' is not a custom CRC")
+        self.hash = Crc(config)

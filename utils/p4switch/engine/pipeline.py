@@ -1,0 +1,322 @@
+"""The v1model switch: parser -> ingress -> traffic manager -> egress -> deparser.
+
+``Pipeline.process(port, frame)`` runs one received frame through the program
+exactly as BMv2's simple_switch does (ingress_thread / egress_thread), and
+returns the frames to transmit.  Clones, resubmissions, recirculations and
+multicast copies are handled synchronously, in the order BMv2 would create
+them.  There are no queues, so queueing metadata reads as an empty queue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .actions import DROP_PORT, AssertionFailed
+from .control import apply_control
+from .errors import ConfigError
+from .packet import (
+    EGRESS_CLONE,
+    INGRESS_CLONE,
+    NORMAL,
+    RECIRC,
+    REPLICATION,
+    RESUBMIT,
+    PacketState,
+)
+from .program import Program
+
+MAX_PASSES = 64  # resubmit/recirculate loops BMv2 would run forever
+
+
+@dataclass
+class CloneSession:
+    """A clone (mirroring) session: where copies go, and how long they may be."""
+
+    replicas: list[tuple[int, int]]  # (egress port, instance / rid)
+    class_of_service: int = 0
+    packet_length_bytes: int = 0
+
+
+class ReplicationEngine:
+    """Multicast groups and clone sessions (BMv2's PRE and mirroring sessions)."""
+
+    def __init__(self) -> None:
+        self.groups: dict[int, list[tuple[int, int]]] = {}
+        self.sessions: dict[int, CloneSession] = {}
+
+    def replicas(self, group: int) -> list[tuple[int, int]]:
+        """(port, rid) copies of a group, by rid in first-seen order then by port."""
+        by_rid: dict[int, list[int]] = {}
+        for port, rid in self.groups.get(group, ()):
+            by_rid.setdefault(rid, []).append(port)
+        return [(port, rid) for rid, ports in by_rid.items() for port in sorted(set(ports))]
+
+    def clear(self) -> None:
+        self.groups.clear()
+        self.sessions.clear()
+
+
+@dataclass
+class Result:
+    """What came out of one received frame."""
+
+    outputs: list[tuple[int, bytes]] = field(default_factory=list)
+    digests: list[tuple[int, str, list[int]]] = field(default_factory=list)
+    drops: int = 0
+    error: str | None = None
+
+
+class Metadata:
+    """Slots of the standard metadata fields simple_switch reads and writes."""
+
+    NAMES = ("ingress_port", "egress_spec", "egress_port", "instance_type", "packet_length",
+             "mcast_grp", "egress_rid", "parser_error", "checksum_error",
+             "ingress_global_timestamp", "egress_global_timestamp", "enq_timestamp",
+             "enq_qdepth", "deq_timedelta", "deq_qdepth")
+
+    def __init__(self, program: Program) -> None:
+        layout = program.layout
+        for name in self.NAMES:
+            info = (layout.named_field(f"standard_metadata.{name}")
+                    or layout.named_field(f"intrinsic_metadata.{name}")
+                    or layout.named_field(f"queueing_metadata.{name}"))
+            setattr(self, name, info.slot if info is not None else None)
+        for required in ("ingress_port", "egress_spec", "egress_port", "instance_type",
+                         "packet_length"):
+            if getattr(self, required) is None:
+                raise ConfigError(f"the program has no standard_metadata.{required} "
+                                  "(not a v1model program?)")
+
+
+class Pipeline:
+    """A loaded program plus its replication engine, ready to switch frames."""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.pre = ReplicationEngine()
+        self.meta = Metadata(program)
+        self.ingress = program.controls.get("ingress")
+        self.egress = program.controls.get("egress")
+        self.start = time.monotonic()
+        self.log_messages: list[str] = []
+
+    @classmethod
+    def from_json(cls, text: bytes | str) -> Pipeline:
+        """Load a BMv2 JSON; ConfigError (one line) if it cannot run."""
+        holder: list[Pipeline] = []
+        program = Program(text, lambda p, message: holder[0].log(p, message))
+        pipeline = cls(program)
+        holder.append(pipeline)
+        return pipeline
+
+    @property
+    def tables(self) -> dict[str, Any]:
+        return self.program.tables
+
+    def log(self, p: Any, message: str) -> None:
+        """``log_msg`` output: into the packet's trace, else kept for the switch log."""
+        if p is not None and p.log is not None:
+            p.log(message)
+        else:
+            self.log_messages.append(message)
+
+    def _now_us(self) -> int:
+        return int((time.monotonic() - self.start) * 1_000_000)
+
+    # -- per packet ---------------------------------------------------------------
+    def process(self, port: int, frame: bytes,
+                trace: Callable[[str], None] | None = None) -> Result:
+        """Switch one frame received on ``port``."""
+        result = Result()
+        p = self.program.template.new(bytes(frame))
+        p.log = trace
+        f, meta = p.f, self.meta
+        f[meta.ingress_port] = port
+        f[meta.packet_length] = len(frame)
+        f[meta.instance_type] = NORMAL
+        if meta.ingress_global_timestamp is not None:
+            f[meta.ingress_global_timestamp] = self._now_us()
+        pending: deque[PacketState] = deque([p])
+        passes = 0
+        try:
+            while pending:
+                passes += 1
+                if passes > MAX_PASSES:
+                    result.error = f"more than {MAX_PASSES} resubmit/recirculate passes"
+                    break
+                self._ingress(pending.popleft(), pending, result, trace)
+        except (AssertionFailed, ArithmeticError, IndexError, KeyError, ValueError) as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+            result.outputs.clear()
+            if trace:
+                trace(f"Packet dropped: {result.error}")
+        return result
+
+    def _ingress(self, p: PacketState, pending: deque[PacketState], result: Result,
+                 trace: Callable[[str], None] | None) -> None:
+        program, meta, f = self.program, self.meta, p.f
+        if program.parser is not None:
+            code = program.parser.parse(p, trace)
+            if meta.parser_error is not None:
+                f[meta.parser_error] = code
+            if trace and code != program.parser.no_error:
+                trace(f"Parser error: {program.layout.error_name(code)}")
+        checksum_error = 0
+        for checksum in program.verify_checksums:
+            if not checksum.verify_ok(p):
+                checksum_error = 1
+                if trace:
+                    trace(f"Checksum '{checksum.name}' is not correct")
+        if meta.checksum_error is not None:
+            f[meta.checksum_error] = checksum_error
+        apply_control(self.ingress, p, trace)
+        p.exit = False
+        egress_spec = f[meta.egress_spec]
+        if p.clone_session:
+            self._clone_ingress(p, pending, result, trace)
+        if p.digest:
+            name, slots = program.learn_lists.get(p.digest, ("", []))
+            result.digests.append((p.digest, name, [f[slot] for _n, slot in slots]))
+            p.digest = 0
+        if p.resubmit:
+            copy = self._fresh_copy(p, p.data, p.resubmit, RESUBMIT)
+            copy.f[meta.packet_length] = len(p.data)
+            p.resubmit = 0
+            pending.append(copy)
+            if trace:
+                trace("Resubmitting packet")
+            return
+        mgid = f[meta.mcast_grp] if meta.mcast_grp is not None else 0
+        if mgid:
+            f[meta.instance_type] = REPLICATION
+            if trace:
+                trace(f"Replicating packet on multicast group {mgid}")
+            self._multicast(p, mgid, pending, result, trace)
+            return
+        if egress_spec == DROP_PORT:
+            result.drops += 1
+            if trace:
+                trace("Dropping packet at the end of ingress")
+            return
+        f[meta.instance_type] = NORMAL
+        self._egress(p, egress_spec, pending, result, trace)
+
+    def _multicast(self, p: PacketState, mgid: int, pending: deque[PacketState],
+                   result: Result, trace: Callable[[str], None] | None) -> None:
+        replicas = self.pre.replicas(mgid)
+        if not replicas and trace:
+            trace(f"Multicast group {mgid} has no replicas")
+        for port, rid in replicas:
+            if self.meta.egress_rid is not None:
+                p.f[self.meta.egress_rid] = rid
+            self._egress(p.copy(), port, pending, result, trace)
+
+    def _egress(self, p: PacketState, port: int, pending: deque[PacketState], result: Result,
+                trace: Callable[[str], None] | None) -> None:
+        program, meta, f = self.program, self.meta, p.f
+        if trace:
+            trace(f"Egress port is {port}")
+        f[meta.egress_port] = port
+        f[meta.egress_spec] = (DROP_PORT + 1) & 0x1FF  # what BMv2 writes: 512 on 9 bits
+        f[meta.packet_length] = p.length
+        now = self._now_us()
+        if meta.egress_global_timestamp is not None:
+            f[meta.egress_global_timestamp] = now
+        if meta.enq_timestamp is not None:
+            f[meta.enq_timestamp] = now
+        apply_control(self.egress, p, trace)
+        p.exit = False
+        if p.clone_session:
+            self._clone_egress(p, pending, result, trace)
+        if f[meta.egress_spec] == DROP_PORT:
+            result.drops += 1
+            if trace:
+                trace("Dropping packet at the end of egress")
+            return
+        for checksum in program.update_checksums:
+            checksum.apply_update(p)
+        frame = program.deparse(p) + p.data[p.off:]
+        if p.truncate is not None:
+            frame = frame[:p.truncate]
+        if p.recirculate:
+            copy = self._fresh_copy(p, frame, p.recirculate, RECIRC)
+            copy.f[meta.packet_length] = len(frame)
+            p.recirculate = 0
+            pending.append(copy)
+            if trace:
+                trace("Recirculating packet")
+            return
+        if trace:
+            trace(f"Transmitting {len(frame)} bytes on port {port}")
+        result.outputs.append((port, frame))
+
+    # -- copies -------------------------------------------------------------------
+    def _fresh_copy(self, p: PacketState, data: bytes, field_list: int,
+                    instance_type: int) -> PacketState:
+        """A new packet with zeroed metadata except the preserved field list."""
+        copy = self.program.template.new(data)
+        copy.log = p.log
+        self._preserve(p, copy, field_list)
+        copy.f[self.meta.instance_type] = instance_type
+        return copy
+
+    def _preserve(self, source: PacketState, copy: PacketState, field_list: int) -> None:
+        for _name, slot in self.program.field_lists.get(field_list, ()):
+            copy.f[slot] = source.f[slot]
+
+    def _clone_ingress(self, p: PacketState, pending: deque[PacketState], result: Result,
+                       trace: Callable[[str], None] | None) -> None:
+        session_id = p.clone_session & 0xFFFF
+        field_list = p.clone_field_list
+        p.clone_session = p.clone_field_list = 0
+        session = self.pre.sessions.get(session_id)
+        if session is None:
+            if trace:
+                trace(f"Clone session {session_id} is not configured")
+            return
+        meta = self.meta
+        for port, rid in session.replicas:
+            copy = self.program.template.new(p.data)
+            copy.log = p.log
+            copy.f[meta.ingress_port] = p.f[meta.ingress_port]
+            if self.program.parser is not None:
+                self.program.parser.parse(copy)
+            self.program.template.reset_metadata(copy)
+            self._preserve(p, copy, field_list)
+            copy.f[meta.instance_type] = INGRESS_CLONE
+            if meta.egress_rid is not None:
+                copy.f[meta.egress_rid] = rid
+            copy.length = len(p.data)
+            self._send_clone(copy, port, session, pending, result, trace)
+
+    def _clone_egress(self, p: PacketState, pending: deque[PacketState], result: Result,
+                      trace: Callable[[str], None] | None) -> None:
+        session_id = p.clone_session & 0xFFFF
+        field_list = p.clone_field_list
+        p.clone_session = p.clone_field_list = 0
+        session = self.pre.sessions.get(session_id)
+        if session is None:
+            if trace:
+                trace(f"Clone session {session_id} is not configured")
+            return
+        for port, rid in session.replicas:
+            copy = p.copy()
+            self.program.template.reset_metadata(copy)
+            self._preserve(p, copy, field_list)
+            copy.f[self.meta.instance_type] = EGRESS_CLONE
+            if self.meta.egress_rid is not None:
+                copy.f[self.meta.egress_rid] = rid
+            self._send_clone(copy, port, session, pending, result, trace)
+
+    def _send_clone(self, copy: PacketState, port: int, session: CloneSession,
+                    pending: deque[PacketState], result: Result,
+                    trace: Callable[[str], None] | None) -> None:
+        if session.packet_length_bytes:
+            copy.truncate = session.packet_length_bytes
+        if trace:
+            trace(f"Cloning packet to port {port}")
+        self._egress(copy, port, pending, result, trace)
