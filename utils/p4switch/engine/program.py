@@ -142,7 +142,7 @@ class Program:
         body = ["f = p.f", "v = p.v", "acc = 0", "n = 0"]
         payload = False
         for element in calc.get("input", []):
-            kind, value = element["type"], element["value"] if "value" in element else None
+            kind, value = element["type"], element.get("value")
             if kind == "field":
                 header = self.layout.header(value[0])
                 info = self.layout.field(value[0], value[1])
