@@ -1,0 +1,142 @@
+"""The switch: one pipeline, numbered ports, packet-in/out and the packet log.
+
+I/O threads call ``receive(port, frame)``; the P4Runtime server swaps the
+pipeline and edits tables under ``lock``; frames the program sends to the CPU
+port go to ``packet_in`` instead of a port.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol, TextIO
+
+from .engine import Pipeline, Result
+
+
+class Port(Protocol):
+    """Anything that can transmit a frame (an AF_PACKET socket, a test double)."""
+
+    name: str
+
+    def send(self, frame: bytes) -> None: ...
+
+
+class FrameObserver(Protocol):
+    """Sees every frame received and sent on a port (pcap writers)."""
+
+    def received(self, port: int, frame: bytes) -> None: ...
+
+    def sent(self, port: int, frame: bytes) -> None: ...
+
+
+class PacketLog:
+    """BMv2-style per-packet trace for ``--log-console`` / ``--log-file``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, packet_id: str, message: str) -> None:
+        now = time.time()
+        stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
+        with self._lock:
+            self.stream.write(f"[{stamp}] [p4switch] [D] [{packet_id}] [cxt 0] {message}\n")
+            self.stream.flush()
+
+    def tracer(self, packet_id: str) -> Callable[[str], None]:
+        return lambda message: self.write(packet_id, message)
+
+
+class Stats:
+    """Frame counters, per port and in total."""
+
+    def __init__(self) -> None:
+        self.received: dict[int, int] = {}
+        self.sent: dict[int, int] = {}
+        self.dropped = 0
+        self.errors = 0
+
+
+class Switch:
+    """A P4 switch instance: device id, pipeline, ports."""
+
+    def __init__(self, device_id: int = 0, cpu_port: int | None = None,
+                 log: PacketLog | None = None) -> None:
+        self.device_id = device_id
+        self.cpu_port = cpu_port
+        self.log = log
+        self.lock = threading.RLock()
+        self.pipeline: Pipeline | None = None
+        self.ports: dict[int, Port] = {}
+        self.observers: list[FrameObserver] = []
+        self.packet_in: Callable[[bytes], None] | None = None
+        self.digest_sink: Callable[[int, str, list[int]], None] | None = None
+        self.stats = Stats()
+        self._ids = itertools.count()
+
+    def add_port(self, number: int, port: Port) -> None:
+        self.ports[number] = port
+
+    def set_pipeline(self, pipeline: Pipeline | None) -> None:
+        """Install a new pipeline (or none: every frame is dropped)."""
+        with self.lock:
+            self.pipeline = pipeline
+
+    def receive(self, port: int, frame: bytes) -> Result | None:
+        """Process one frame received on ``port`` and transmit what comes out."""
+        self.stats.received[port] = self.stats.received.get(port, 0) + 1
+        for observer in self.observers:
+            observer.received(port, frame)
+        packet_id = f"{next(self._ids)}.0"
+        trace = self.log.tracer(packet_id) if self.log is not None else None
+        if trace:
+            trace(f"Processing packet received on port {port} ({len(frame)} bytes)")
+        with self.lock:
+            pipeline = self.pipeline
+            if pipeline is None:
+                self.stats.dropped += 1
+                if trace:
+                    trace("Dropping packet: no P4 program loaded")
+                return None
+            result = pipeline.process(port, frame, trace)
+            digests = list(result.digests)
+        if result.error:
+            self.stats.errors += 1
+            if trace is None and self.log is not None:
+                self.log.write(packet_id, f"Packet dropped: {result.error}")
+        self.stats.dropped += result.drops
+        for egress, data in result.outputs:
+            self.transmit(egress, data, trace)
+        if self.digest_sink is not None:
+            for digest in digests:
+                self.digest_sink(*digest)
+        return result
+
+    def transmit(self, port: int, frame: bytes,
+                 trace: Callable[[str], None] | None = None) -> None:
+        """Send a frame out of ``port`` (or to the controller for the CPU port)."""
+        if port == self.cpu_port and self.cpu_port is not None:
+            if self.packet_in is not None:
+                self.packet_in(frame)
+            elif trace:
+                trace("No controller to receive a packet-in; dropped")
+            return
+        target = self.ports.get(port)
+        if target is None:
+            self.stats.dropped += 1
+            if trace:
+                trace(f"Port {port} has no interface; packet dropped")
+            return
+        self.stats.sent[port] = self.stats.sent.get(port, 0) + 1
+        for observer in self.observers:
+            observer.sent(port, frame)
+        target.send(frame)
+
+    def packet_out(self, frame: bytes) -> None:
+        """A PacketOut from the controller: the frame enters on the CPU port."""
+        if self.cpu_port is None:
+            raise ValueError("no CPU port configured (start the switch with --cpu-port N)")
+        self.receive(self.cpu_port, frame)
