@@ -265,7 +265,7 @@ def test_source_routing_without_routes_drops(reference: Path) -> None:
 
 def test_multicast_replicates_and_prunes_the_ingress_port(reference: Path) -> None:
     pipeline = load(reference, "multicast")
-    pipeline.pre.groups[1] = [(1, 1), (2, 1), (3, 1), (4, 1)]
+    pipeline.pre.set_group(1, [(1, 1), (2, 1), (3, 1), (4, 1)])
     add(pipeline, "MyIngress.mac_lookup", [mac("08:00:00:00:03:33")],
         "MyIngress.mac_forward", 3)
     frame = bytes(Ether(src="08:00:00:00:01:11", dst="ff:ff:ff:ff:ff:ff") / IP() / UDP())

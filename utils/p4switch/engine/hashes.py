@@ -43,31 +43,52 @@ class CrcConfig:
 
 
 class Crc:
-    """A table-driven CRC of any width from 8 to 64 bits."""
+    """A table-driven CRC of any width from 8 to 64 bits.
+
+    Fully reflected CRCs (the common case: CRC-16/ARC, CRC-32) run the
+    LSB-first algorithm with a reflected table, so no bit reversal is needed
+    per byte or per result.
+    """
 
     def __init__(self, config: CrcConfig) -> None:
         self.config = config
         width = config.width
-        top = 1 << (width - 1)
-        mask = (1 << width) - 1
-        table = []
-        for dividend in range(256):
-            remainder = dividend << (width - 8)
-            for _ in range(8):
-                remainder = ((remainder << 1) ^ config.polynomial) if remainder & top \
-                    else (remainder << 1)
-                remainder &= mask
-            table.append(remainder)
+        self._mask = mask = (1 << width) - 1
+        self._reflected = config.reflect_data and config.reflect_remainder
+        if self._reflected:
+            poly = _reflect(config.polynomial, width)
+            table = []
+            for dividend in range(256):
+                remainder = dividend
+                for _ in range(8):
+                    remainder = (remainder >> 1) ^ poly if remainder & 1 else remainder >> 1
+                table.append(remainder)
+            self._initial = _reflect(config.initial, width)
+        else:
+            top = 1 << (width - 1)
+            table = []
+            for dividend in range(256):
+                remainder = dividend << (width - 8)
+                for _ in range(8):
+                    remainder = ((remainder << 1) ^ config.polynomial) if remainder & top \
+                        else (remainder << 1)
+                    remainder &= mask
+                table.append(remainder)
+            self._initial = config.initial
         self._table = tuple(table)
-        self._mask = mask
         self._byte_map = tuple(_reflect(b, 8) for b in range(256)) if config.reflect_data \
             else tuple(range(256))
 
     def __call__(self, data: bytes) -> int:
         config = self.config
-        table, byte_map, mask = self._table, self._byte_map, self._mask
+        table = self._table
+        remainder = self._initial
+        if self._reflected:
+            for byte in data:
+                remainder = table[(remainder ^ byte) & 0xFF] ^ (remainder >> 8)
+            return remainder ^ config.final_xor
+        byte_map, mask = self._byte_map, self._mask
         shift = config.width - 8
-        remainder = config.initial
         for byte in data:
             remainder = table[byte_map[byte] ^ (remainder >> shift)] ^ ((remainder << 8) & mask)
         if config.reflect_remainder:

@@ -22,6 +22,7 @@ from .errors import ConfigError, ParserError
 from .expressions import ExpressionCompiler, Namespace, parse_hexstr, store
 from .headers import HeaderCodec
 from .layout import Layout
+from .tables import Generation
 
 StateFn = Callable[[Any, bytes, int], tuple[Any, int]]
 
@@ -29,8 +30,10 @@ StateFn = Callable[[Any, bytes, int], tuple[Any, int]]
 class ValueSet:
     """A parser value set: ints in the byte-padded select-key representation."""
 
-    def __init__(self, name: str, bitwidth: int, widths: list[int]) -> None:
+    def __init__(self, name: str, bitwidth: int, widths: list[int],
+                 generation: Generation | None = None) -> None:
         self.name = name
+        self.generation = generation if generation is not None else Generation()
         self.bitwidth = bitwidth
         self.widths = widths  # bit widths of the select key elements it is matched on
         self.values: set[int] = set()  # in the padded key form
@@ -39,14 +42,17 @@ class ValueSet:
     def add(self, value: int) -> None:
         self.values.add(self.pad(value))
         self._masked.clear()
+        self.generation.bump()
 
     def remove(self, value: int) -> None:
         self.values.discard(self.pad(value))
         self._masked.clear()
+        self.generation.bump()
 
     def clear(self) -> None:
         self.values.clear()
         self._masked.clear()
+        self.generation.bump()
 
     def contains(self, key: int, mask: int) -> bool:
         """Is ``key`` in the set, both sides masked by ``mask`` (-1: no mask)?"""

@@ -18,6 +18,7 @@ from typing import Any
 from .actions import DROP_PORT, AssertionFailed
 from .control import apply_control
 from .errors import ConfigError
+from .flowcache import FlowCache
 from .packet import (
     EGRESS_CLONE,
     INGRESS_CLONE,
@@ -28,6 +29,7 @@ from .packet import (
     PacketState,
 )
 from .program import Program
+from .tables import Generation
 
 MAX_PASSES = 64  # resubmit/recirculate loops BMv2 would run forever
 
@@ -42,11 +44,33 @@ class CloneSession:
 
 
 class ReplicationEngine:
-    """Multicast groups and clone sessions (BMv2's PRE and mirroring sessions)."""
+    """Multicast groups and clone sessions (BMv2's PRE and mirroring sessions).
 
-    def __init__(self) -> None:
+    Change them through the methods: they tell flow caches that forwarding
+    changed.  ``groups`` and ``sessions`` are for reading.
+    """
+
+    def __init__(self, generation: Generation | None = None) -> None:
         self.groups: dict[int, list[tuple[int, int]]] = {}
         self.sessions: dict[int, CloneSession] = {}
+        self.generation = generation if generation is not None else Generation()
+
+    def set_group(self, group: int, replicas: list[tuple[int, int]]) -> None:
+        """Create or replace a multicast group: (egress port, rid) per copy."""
+        self.groups[group] = list(replicas)
+        self.generation.bump()
+
+    def delete_group(self, group: int) -> None:
+        del self.groups[group]
+        self.generation.bump()
+
+    def set_session(self, session: int, config: CloneSession) -> None:
+        self.sessions[session] = config
+        self.generation.bump()
+
+    def delete_session(self, session: int) -> None:
+        del self.sessions[session]
+        self.generation.bump()
 
     def replicas(self, group: int) -> list[tuple[int, int]]:
         """(port, rid) copies of a group, by rid in first-seen order then by port."""
@@ -58,6 +82,7 @@ class ReplicationEngine:
     def clear(self) -> None:
         self.groups.clear()
         self.sessions.clear()
+        self.generation.bump()
 
 
 @dataclass
@@ -68,6 +93,8 @@ class Result:
     digests: list[tuple[int, str, list[int]]] = field(default_factory=list)
     drops: int = 0
     error: str | None = None
+    payload_offset: int = 0
+    parsed_ok: bool = True
 
 
 class Metadata:
@@ -97,12 +124,13 @@ class Pipeline:
 
     def __init__(self, program: Program) -> None:
         self.program = program
-        self.pre = ReplicationEngine()
+        self.pre = ReplicationEngine(program.generation)
         self.meta = Metadata(program)
         self.ingress = program.controls.get("ingress")
         self.egress = program.controls.get("egress")
         self.start = time.monotonic()
         self.log_messages: list[str] = []
+        self.cache = FlowCache(program)
 
     @classmethod
     def from_json(cls, text: bytes | str) -> Pipeline:
@@ -131,8 +159,25 @@ class Pipeline:
     def process(self, port: int, frame: bytes,
                 trace: Callable[[str], None] | None = None) -> Result:
         """Switch one frame received on ``port``."""
+        frame = bytes(frame)
+        cache = self.cache if trace is None and self.cache.enabled else None
+        if cache is not None:
+            key = cache.key(port, frame)
+            hit = cache.entries.get(key)
+            if hit is not None:
+                cache.hits += 1
+                offset, headers, drops = hit
+                payload = frame[offset:]
+                return Result([(out, head + payload) for out, head in headers], drops=drops)
+            cache.misses += 1
+        result = self._run(port, frame, trace)
+        if cache is not None and result.error is None and result.parsed_ok:
+            cache.store(key, frame, result.payload_offset, result.outputs, result.drops)
+        return result
+
+    def _run(self, port: int, frame: bytes, trace: Callable[[str], None] | None) -> Result:
         result = Result()
-        p = self.program.template.new(bytes(frame))
+        p = self.program.template.new(frame)
         p.log = trace
         f, meta = p.f, self.meta
         f[meta.ingress_port] = port
@@ -163,8 +208,11 @@ class Pipeline:
             code = program.parser.parse(p, trace)
             if meta.parser_error is not None:
                 f[meta.parser_error] = code
-            if trace and code != program.parser.no_error:
-                trace(f"Parser error: {program.layout.error_name(code)}")
+            if code != program.parser.no_error:
+                result.parsed_ok = len(p.data) < self.cache.span
+                if trace:
+                    trace(f"Parser error: {program.layout.error_name(code)}")
+        result.payload_offset = p.off
         checksum_error = 0
         for checksum in program.verify_checksums:
             if not checksum.verify_ok(p):

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import DuplicateEntry, EntryNotFound, InvalidEntry, TableFull
-from .tables import ActionCall
+from .tables import ActionCall, Generation
 
 
 class ActionProfile:
@@ -18,7 +18,8 @@ class ActionProfile:
     """
 
     def __init__(self, name: str, max_size: int,
-                 selector: Callable[[Any], int] | None = None) -> None:
+                 selector: Callable[[Any], int] | None = None,
+                 generation: Generation | None = None) -> None:
         self.name = name
         self.max_size = max_size
         self.selector = selector
@@ -26,7 +27,7 @@ class ActionProfile:
         self.handles: dict[int, int] = {}
         self.groups: dict[int, list[int]] = {}
         self.group_max: dict[int, int] = {}
-        self.version = 0
+        self.generation = generation if generation is not None else Generation()
 
     def _free_handle(self) -> int:
         used = set(self.handles.values())
@@ -42,13 +43,13 @@ class ActionProfile:
             raise TableFull(f"action profile '{self.name}' is full ({self.max_size} members)")
         self.members[member_id] = call
         self.handles[member_id] = self._free_handle()
-        self.version += 1
+        self.generation.bump()
 
     def modify_member(self, member_id: int, call: ActionCall) -> None:
         if member_id not in self.members:
             raise EntryNotFound(f"action profile '{self.name}' has no member {member_id}")
         self.members[member_id] = call
-        self.version += 1
+        self.generation.bump()
 
     def delete_member(self, member_id: int) -> None:
         if member_id not in self.members:
@@ -57,7 +58,7 @@ class ActionProfile:
             raise InvalidEntry(f"member {member_id} is still used by a group")
         del self.members[member_id]
         del self.handles[member_id]
-        self.version += 1
+        self.generation.bump()
 
     def set_group(self, group_id: int, members: list[int], max_size: int = 0,
                   create: bool = False) -> None:
@@ -74,14 +75,14 @@ class ActionProfile:
             raise InvalidEntry(f"group {group_id} has more than {max_size} members")
         self.groups[group_id] = sorted(set(members), key=self.handles.__getitem__)
         self.group_max[group_id] = max_size
-        self.version += 1
+        self.generation.bump()
 
     def delete_group(self, group_id: int) -> None:
         if group_id not in self.groups:
             raise EntryNotFound(f"action profile '{self.name}' has no group {group_id}")
         del self.groups[group_id]
         self.group_max.pop(group_id, None)
-        self.version += 1
+        self.generation.bump()
 
     def check_reference(self, member: int | None, group: int | None) -> None:
         if member is not None and member not in self.members:
@@ -103,4 +104,4 @@ class ActionProfile:
         self.handles.clear()
         self.groups.clear()
         self.group_max.clear()
-        self.version += 1
+        self.generation.bump()

@@ -22,7 +22,7 @@ from .layout import Layout
 from .packet import PacketTemplate
 from .parser import Parser, ParserCompiler, ValueSet
 from .profiles import ActionProfile
-from .tables import ActionCall, ActionDef, MatchTable
+from .tables import ActionCall, ActionDef, Generation, MatchTable
 
 SUPPORTED_MAJOR = 2
 
@@ -85,6 +85,7 @@ class Program:
             raise ConfigError(f"malformed BMv2 JSON ({type(exc).__name__}: {exc})") from None
 
     def _build(self, program: dict[str, Any], log: Callable[[Any, str], None]) -> None:
+        self.generation = Generation()
         self.layout = layout = Layout(program)
         self.template = PacketTemplate(layout)
         self.ns = ns = Namespace()
@@ -107,7 +108,8 @@ class Program:
                             for fl in program.get("field_lists", [])}
         self.learn_lists = {ll["id"]: (ll["name"], self._field_slots(ll.get("elements", [])))
                             for ll in program.get("learn_lists", [])}
-        self.value_sets = {vs["name"]: ValueSet(vs["name"], vs.get("compressed_bitwidth", 0), [])
+        self.value_sets = {vs["name"]: ValueSet(vs["name"], vs.get("compressed_bitwidth", 0), [],
+                                                self.generation)
                            for vs in program.get("parse_vsets", [])}
         objects = {"calculation": self.calculations, "counter_array": self.counters,
                    "meter_array": self.meters, "register_array": self.registers}
@@ -234,7 +236,7 @@ class Program:
                                       "algo": spec["selector"]["algo"],
                                       "input": spec["selector"]["input"]})
             selector = calc
-        return ActionProfile(spec["name"], spec.get("max_size", 0), selector)
+        return ActionProfile(spec["name"], spec.get("max_size", 0), selector, self.generation)
 
     def _table(self, spec: dict[str, Any], compiler: ControlCompiler) -> MatchTable:
         _, key = compiler.key_source(spec.get("key", []))
@@ -256,7 +258,7 @@ class Program:
             default_action_const=bool(entry and entry.get("action_const")),
             default_entry_const=bool(entry and entry.get("action_entry_const")),
             with_counters=bool(spec.get("with_counters")), indirect=indirect,
-            support_timeout=bool(spec.get("support_timeout")))
+            support_timeout=bool(spec.get("support_timeout")), generation=self.generation)
         for const_entry in spec.get("entries", []):
             self._const_entry(table, const_entry)
         if spec.get("entries"):

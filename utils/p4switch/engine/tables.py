@@ -33,6 +33,18 @@ EXACT_KINDS = ("exact", "valid")
 PRIORITY_KINDS = ("ternary", "range", "optional")
 
 
+class Generation:
+    """Counts control-plane changes; a flow cache is stale when the count moves."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        self.value += 1
+
+
 @dataclass(frozen=True)
 class KeyField:
     """One element of a table key."""
@@ -123,7 +135,7 @@ class MatchTable:
                  actions: dict[str, ActionDef], default: ActionCall | None, *,
                  default_action_const: bool = False, default_entry_const: bool = False,
                  with_counters: bool = False, indirect: Any = None,
-                 support_timeout: bool = False) -> None:
+                 support_timeout: bool = False, generation: Generation | None = None) -> None:
         self.name = name
         self.key = tuple(key)
         self.max_size = max_size
@@ -136,7 +148,7 @@ class MatchTable:
         self.initial_default = default
         self.default = default
         self.immutable = False  # entries given in the JSON make the table const
-        self.version = 0  # bumped on every change (flow caches watch it)
+        self.generation = generation if generation is not None else Generation()
         kinds = [k.match_kind for k in self.key]
         self.needs_priority = any(k in PRIORITY_KINDS for k in kinds)
         if all(k in EXACT_KINDS for k in kinds):
@@ -217,7 +229,7 @@ class MatchTable:
         entry = TableEntry(match, priority, call, member, group, next(self._seq))
         self._entries[identity] = entry
         self._index(entry)
-        self.version += 1
+        self.generation.bump()
         return entry
 
     def modify(self, entry: TableEntry, call: ActionCall | None, *,
@@ -226,7 +238,7 @@ class MatchTable:
             raise ConstTable(f"table '{self.name}' has const entries")
         self._check_action(call, member, group)
         entry.call, entry.member, entry.group = call, member, group
-        self.version += 1
+        self.generation.bump()
 
     def delete(self, entry: TableEntry) -> None:
         if self.immutable:
@@ -234,7 +246,7 @@ class MatchTable:
         if self._entries.pop((entry.match, entry.priority), None) is None:
             raise EntryNotFound(f"table '{self.name}' has no such entry")
         self._unindex(entry)
-        self.version += 1
+        self.generation.bump()
 
     def clear(self) -> None:
         """Remove every entry and restore the initial default action."""
@@ -244,7 +256,7 @@ class MatchTable:
         self._sorted.clear()
         self._sort_keys.clear()
         self.default = self.initial_default
-        self.version += 1
+        self.generation.bump()
 
     def set_default(self, call: ActionCall) -> None:
         """Change the default action (ConstTable if the P4 program made it const)."""
@@ -257,11 +269,11 @@ class MatchTable:
         if self.default_action_const and call.action.name != current:
             raise ConstTable(f"the default action of table '{self.name}' is const")
         self.default = call
-        self.version += 1
+        self.generation.bump()
 
     def reset_default(self) -> None:
         self.default = self.initial_default
-        self.version += 1
+        self.generation.bump()
 
     def _check_action(self, call: ActionCall | None, member: int | None,
                       group: int | None) -> None:
