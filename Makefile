@@ -14,3 +14,16 @@ $(VENV)/.ready: requirements.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
+
+# p4c's output is committed in build/ with the source's sha256: recompile where
+# p4c-bm2-ss is installed, otherwise check that build/ still matches the source.
+.PHONY: build
+build: setup
+	@$(PY) utils/p4build.py load_balance.p4 --out-dir build
+
+# The test suite: engine, controller library, P4Runtime server, switch on veths,
+# Mininet end to end.  Needs root (namespaces, veths).
+.PHONY: test
+test: setup build
+	$(PY) -m ruff check utils tests mycontroller.py send.py receive.py
+	$(PY) -m pytest -q
