@@ -86,6 +86,8 @@ class TableEntry:
     packets: int = 0
     bytes: int = 0
     idle_timeout_ns: int = 0
+    controller_metadata: int = 0
+    metadata: bytes = b""
     meter_config: Any = None
     meter_state: Any = None
     tests: tuple[tuple[int, int, int, bool], ...] = field(default=(), repr=False)
@@ -214,18 +216,23 @@ class MatchTable:
 
     def insert(self, match: Sequence[Any], call: ActionCall | None, priority: int = 0, *,
                member: int | None = None, group: int | None = None,
-               force: bool = False) -> TableEntry:
-        """Add an entry; DuplicateEntry, TableFull, InvalidEntry or ConstTable on error."""
+               force: bool = False, trusted: bool = False) -> TableEntry:
+        """Add an entry; DuplicateEntry, TableFull, InvalidEntry or ConstTable on error.
+
+        ``trusted``: the caller already validated the match and the action
+        arguments (the P4Runtime server does, against the P4Info).
+        """
         if self.immutable and not force:
             raise ConstTable(f"table '{self.name}' has const entries")
-        match = check_match(self.key, match)
+        match = tuple(match) if trusted else check_match(self.key, match)
         priority = priority if self.needs_priority else 0
         identity = (match, priority)
         if identity in self._entries:
             raise DuplicateEntry(f"table '{self.name}' already has this entry")
         if len(self._entries) >= self.max_size:
             raise TableFull(f"table '{self.name}' is full ({self.max_size} entries)")
-        self._check_action(call, member, group)
+        if not trusted or self.indirect is not None:
+            self._check_action(call, member, group)
         entry = TableEntry(match, priority, call, member, group, next(self._seq))
         self._entries[identity] = entry
         self._index(entry)

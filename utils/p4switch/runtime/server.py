@@ -1,0 +1,418 @@
+"""The ``p4.v1.P4Runtime`` gRPC service, behaving like BMv2's PI server."""
+
+from __future__ import annotations
+
+import threading
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+from p4runtime_lib.protos import code_pb2, p4runtime_pb2, p4runtime_pb2_grpc
+from p4switch.engine import ConfigError
+from p4switch.switch import Switch
+
+from . import entities
+from .arbitration import Arbiter, Close, Connection, election_id
+from .config import PipelineConfig
+from .errors import (
+    NO_PIPELINE,
+    NOT_PRIMARY,
+    BatchErrors,
+    P4RuntimeError,
+    abort_with_status,
+    denied,
+    invalid,
+    not_found,
+    precondition,
+    unimplemented,
+)
+from .packetio import packet_in_message, packet_out_frame
+from .table_entries import read_table_entries, write_table_entry
+
+API_VERSION = "1.3.0"  # what PI's server advertises
+MAX_MESSAGE = 256 * 1024 * 1024
+READ_CHUNK = 1000  # entities per ReadResponse
+SetAction = p4runtime_pb2.SetForwardingPipelineConfigRequest
+ResponseType = p4runtime_pb2.GetForwardingPipelineConfigRequest
+
+WRITERS = {
+    "table_entry": write_table_entry,
+    "counter_entry": entities.write_counter,
+    "direct_counter_entry": entities.write_direct_counter,
+    "meter_entry": entities.write_meter,
+    "direct_meter_entry": entities.write_direct_meter,
+    "register_entry": entities.write_register,
+    "packet_replication_engine_entry": entities.write_pre,
+    "action_profile_member": entities.write_profile_member,
+    "action_profile_group": entities.write_profile_group,
+    "value_set_entry": entities.write_value_set,
+}
+
+
+def _tables(config: PipelineConfig, request: Any) -> list[p4runtime_pb2.Entity]:
+    return [p4runtime_pb2.Entity(table_entry=e) for e in read_table_entries(config, request)]
+
+
+READERS = {
+    "table_entry": _tables,
+    "counter_entry": entities.read_counters,
+    "direct_counter_entry": entities.read_direct_counters,
+    "meter_entry": entities.read_meters,
+    "register_entry": entities.read_registers,
+    "packet_replication_engine_entry": entities.read_pre,
+    "action_profile_member": entities.read_profile_members,
+    "action_profile_group": entities.read_profile_groups,
+    "value_set_entry": entities.read_value_sets,
+}
+
+
+def unwrap_device_config(data: bytes) -> bytes:
+    """The BMv2 JSON inside a legacy ``p4.tmp.P4DeviceConfig``, or ``data`` itself.
+
+    P4DeviceConfig is {bool reassign = 1; Extras extras = 2; bytes device_data = 3}.
+    Its module ships only with PI's own build, so the wire format is read here;
+    raw JSON starts with '{' or whitespace, never a valid field tag of it.
+    """
+    position, device_data, end = 0, None, len(data)
+    try:
+        while position < end:
+            tag, position = _varint(data, position)
+            field, wire = tag >> 3, tag & 7
+            if field == 1 and wire == 0:
+                _value, position = _varint(data, position)
+            elif field in (2, 3) and wire == 2:
+                length, position = _varint(data, position)
+                if position + length > end:
+                    return data
+                if field == 3:
+                    device_data = data[position:position + length]
+                position += length
+            else:
+                return data
+    except IndexError:
+        return data
+    return device_data if device_data is not None else data
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, position
+        shift += 7
+        if shift > 63:
+            raise IndexError("varint too long")
+
+
+class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
+    """Serves one switch (one device id)."""
+
+    def __init__(self, switch: Switch) -> None:
+        self.switch = switch
+        self.arbiter = Arbiter(switch.device_id)
+        self.config: PipelineConfig | None = None
+        self.committed = True  # False between VERIFY_AND_SAVE and COMMIT
+        self._config_lock = threading.Lock()
+        switch.packet_in = self._packet_in
+
+    # -- checks -----------------------------------------------------------------
+    def _check_device(self, device_id: int) -> None:
+        if device_id != self.switch.device_id:
+            raise not_found(f"Unknown device id {device_id} (this switch is device "
+                            f"{self.switch.device_id})")
+
+    def _check_primary(self, request: Any) -> None:
+        """Only the primary writes; without any controller stream nobody does."""
+        if self.arbiter.count() == 0 or not self.arbiter.is_primary(election_id(request)):
+            raise denied(NOT_PRIMARY)
+
+    def _require_config(self) -> PipelineConfig:
+        config = self.config
+        if config is None:
+            raise precondition(NO_PIPELINE)
+        return config
+
+    @staticmethod
+    def _abort(context: grpc.ServicerContext, error: P4RuntimeError) -> None:
+        context.abort(error.grpc_code, error.message)
+
+    # -- RPCs -------------------------------------------------------------------
+    def Capabilities(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return p4runtime_pb2.CapabilitiesResponse(p4runtime_api_version=API_VERSION)
+
+    def Write(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            self._check_device(request.device_id)
+            self._check_primary(request)
+            if request.atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
+                raise unimplemented("Support for atomic write modes has not been "
+                                    "implemented yet")
+            config = self._require_config()
+        except P4RuntimeError as error:
+            self._abort(context, error)
+        batch = self.apply_updates(config, request.updates)
+        if batch.failed:
+            abort_with_status(context, batch.status())
+        return p4runtime_pb2.WriteResponse()
+
+    def apply_updates(self, config: PipelineConfig, updates: Any) -> BatchErrors:
+        """Apply updates one by one (CONTINUE_ON_ERROR), recording each outcome."""
+        batch = BatchErrors()
+        with self.switch.lock:
+            for update in updates:
+                entity = update.entity
+                kind = entity.WhichOneof("entity")
+                writer = WRITERS.get(kind)
+                try:
+                    if writer is None:
+                        raise unimplemented(f"Writing {kind or 'an empty entity'} is not "
+                                            "supported")
+                    writer(config, update.type, getattr(entity, kind))
+                    batch.ok()
+                except P4RuntimeError as error:
+                    batch.error(error)
+                except Exception as exc:  # a bug must not take the switch down
+                    batch.error(P4RuntimeError(code_pb2.INTERNAL,
+                                               f"{type(exc).__name__}: {exc}"))
+        return batch
+
+    def Read(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            self._check_device(request.device_id)
+            config = self._require_config()
+            found: list[p4runtime_pb2.Entity] = []
+            with self.switch.lock:
+                for entity in request.entities:
+                    kind = entity.WhichOneof("entity")
+                    reader = READERS.get(kind)
+                    if reader is None:
+                        raise unimplemented(f"Reading {kind or 'an empty entity'} is not "
+                                            "supported")
+                    found.extend(reader(config, getattr(entity, kind)))
+        except P4RuntimeError as error:
+            self._abort(context, error)
+        except Exception as exc:  # noqa: BLE001 - reported to the client, switch keeps going
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+        for start in range(0, max(len(found), 1), READ_CHUNK):
+            yield p4runtime_pb2.ReadResponse(entities=found[start:start + READ_CHUNK])
+
+    def SetForwardingPipelineConfig(self, request: Any,  # noqa: N802
+                                    context: grpc.ServicerContext) -> Any:
+        try:
+            self._check_device(request.device_id)
+            self._check_primary(request)
+            with self._config_lock:
+                self._set_pipeline(request)
+        except P4RuntimeError as error:
+            self._abort(context, error)
+        return p4runtime_pb2.SetForwardingPipelineConfigResponse()
+
+    def _set_pipeline(self, request: Any) -> None:
+        action = request.action
+        if action == SetAction.UNSPECIFIED or action not in SetAction.Action.values():
+            raise invalid("Invalid SetForwardingPipeline action")
+        if action == SetAction.COMMIT:
+            if self.config is None or self.committed:
+                raise precondition("No saved forwarding pipeline config to COMMIT "
+                                   "(send VERIFY_AND_SAVE first)")
+            self.switch.set_pipeline(self.config.pipeline)
+            self.committed = True
+            return
+        config = self._load(request.config)
+        if action == SetAction.VERIFY:
+            return
+        if action == SetAction.RECONCILE_AND_COMMIT and self.config is not None:
+            self._reconcile(self.config, config)
+        with self.switch.lock:
+            self.config = config
+            if action == SetAction.VERIFY_AND_SAVE:
+                self.committed = False
+            else:
+                self.switch.set_pipeline(config.pipeline)
+                self.committed = True
+
+    @staticmethod
+    def _load(proto: Any) -> PipelineConfig:
+        if not proto.HasField("p4info") or not proto.p4info.tables and \
+                not proto.p4info.actions:
+            raise invalid("The forwarding pipeline config has no P4Info")
+        device_config = unwrap_device_config(proto.p4_device_config)
+        if not device_config:
+            raise invalid("The forwarding pipeline config has no p4_device_config "
+                          "(send the BMv2 JSON bytes)")
+        cookie = proto.cookie.cookie if proto.HasField("cookie") else None
+        try:
+            config = PipelineConfig(proto.p4info, device_config, cookie)
+        except ConfigError as exc:
+            raise invalid(f"Invalid forwarding pipeline config: {exc}") from None
+        config.original_device_config = proto.p4_device_config  # type: ignore[attr-defined]
+        return config
+
+    def _reconcile(self, old: PipelineConfig, new: PipelineConfig) -> None:
+        """Replay the forwarding state of ``old`` into ``new`` (all or nothing)."""
+        updates = []
+        with self.switch.lock:
+            for kind in ("action_profile_member", "action_profile_group", "table_entry",
+                         "packet_replication_engine_entry"):
+                request = getattr(p4runtime_pb2.Entity(), kind)
+                for entity in READERS[kind](old, request):
+                    updates.append(p4runtime_pb2.Update(type=p4runtime_pb2.Update.INSERT,
+                                                        entity=entity))
+            for info in old.tables.values():
+                if info.table.default is not info.table.initial_default:
+                    entries = read_table_entries(
+                        old, p4runtime_pb2.TableEntry(table_id=info.id, is_default_action=True))
+                    for entry in entries:
+                        updates.append(p4runtime_pb2.Update(
+                            type=p4runtime_pb2.Update.MODIFY,
+                            entity=p4runtime_pb2.Entity(table_entry=entry)))
+        batch = self.apply_updates(new, updates)
+        if batch.failed:
+            first = next(r for r in batch.results if r is not None)
+            raise P4RuntimeError(code_pb2.UNKNOWN,
+                                 f"Error when reconciling config: {first.message}")
+
+    def GetForwardingPipelineConfig(self, request: Any,  # noqa: N802
+                                    context: grpc.ServicerContext) -> Any:
+        try:
+            self._check_device(request.device_id)
+            config = self._require_config()
+        except P4RuntimeError as error:
+            self._abort(context, error)
+        response = p4runtime_pb2.GetForwardingPipelineConfigResponse()
+        kind = request.response_type
+        if kind not in ResponseType.ResponseType.values():
+            self._abort(context, invalid("Invalid response_type in "
+                                         "GetForwardingPipelineConfigRequest"))
+        out = response.config
+        if kind in (ResponseType.ALL, ResponseType.P4INFO_AND_COOKIE):
+            out.p4info.CopyFrom(config.p4info)
+        if kind in (ResponseType.ALL, ResponseType.DEVICE_CONFIG_AND_COOKIE):
+            out.p4_device_config = config.original_device_config  # type: ignore[attr-defined]
+        if config.cookie is not None:
+            out.cookie.cookie = config.cookie
+        return response
+
+    # -- stream -----------------------------------------------------------------
+    def StreamChannel(self, request_iterator: Any,  # noqa: N802
+                      context: grpc.ServicerContext) -> Any:
+        connection = Connection()
+        context.add_callback(connection.close)
+        reader = threading.Thread(target=self._read_stream, args=(connection, request_iterator),
+                                  name="p4rt-stream", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = connection.outbox.get()
+                if isinstance(item, Close):
+                    if item.error is not None:
+                        self._abort(context, item.error)
+                    return
+                yield item
+        finally:
+            self.arbiter.remove(connection)
+
+    def _read_stream(self, connection: Connection, requests: Any) -> None:
+        try:
+            for request in requests:
+                kind = request.WhichOneof("update")
+                if kind == "arbitration":
+                    self._arbitration(connection, request.arbitration)
+                elif kind == "packet":
+                    self._packet_out(connection, request.packet)
+        except P4RuntimeError as error:
+            connection.close(error)
+            return
+        except Exception:  # noqa: BLE001 - the client went away or cancelled
+            pass
+        connection.close()
+
+    def _arbitration(self, connection: Connection, update: Any) -> None:
+        if connection.device_id is not None and update.device_id != connection.device_id:
+            raise precondition("Invalid device id")
+        if update.device_id != self.switch.device_id:
+            raise not_found(f"Unknown device id {update.device_id} (this switch is device "
+                            f"{self.switch.device_id})")
+        if connection.election_id is None:
+            self.arbiter.add(connection, election_id(update))
+            connection.device_id = update.device_id
+        else:
+            self.arbiter.update(connection, election_id(update))
+
+    def _packet_out(self, connection: Connection, packet: Any) -> None:
+        if connection.election_id is None:
+            return
+        error = None
+        if self.arbiter.primary() is not connection:
+            error = denied(NOT_PRIMARY)
+        elif self.config is None:
+            error = precondition(NO_PIPELINE)
+        elif self.switch.cpu_port is None:
+            error = precondition("No CPU port: start the switch with --cpu-port N")
+        else:
+            try:
+                frame = packet_out_frame(self.config.packet_out, packet)
+            except P4RuntimeError as exc:
+                error = exc
+            else:
+                self.switch.packet_out(frame)
+        if error is not None:
+            response = p4runtime_pb2.StreamMessageResponse()
+            response.error.canonical_code = error.code
+            response.error.message = error.message
+            response.error.space = "ALL-sswitch-p4org"
+            response.error.packet_out.packet_out.CopyFrom(packet)
+            connection.send(response)
+
+    def _packet_in(self, frame: bytes) -> None:
+        config = self.config
+        primary = self.arbiter.primary()
+        if config is None or primary is None:
+            return
+        message = packet_in_message(config.packet_in, frame)
+        if message is not None:
+            primary.send(message)
+
+
+class ServeError(RuntimeError):
+    """The gRPC server could not start (address busy or invalid)."""
+
+
+def serve(switch: Switch, address: str = "127.0.0.1:9559",
+          credentials: grpc.ServerCredentials | None = None,
+          max_workers: int = 32) -> grpc.Server:
+    """Start the P4Runtime server for ``switch`` on ``address``; returns the server.
+
+    The bound port (useful with ``HOST:0``) is ``server.bound_port``; the
+    servicer is ``server.servicer``.
+    """
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
+                                                    thread_name_prefix="p4rt"),
+                         options=options)
+    servicer = P4RuntimeServicer(switch)
+    p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server(servicer, server)
+    try:
+        if credentials is not None:
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise ServeError(f"cannot listen on {address}: {exc}") from None
+    if not port:
+        raise ServeError(f"cannot listen on {address} (address in use or invalid)")
+    server.start()
+    server.bound_port = port  # type: ignore[attr-defined]
+    server.servicer = servicer  # type: ignore[attr-defined]
+    return server
+
+
+__all__ = ["P4RuntimeServicer", "ServeError", "serve"]
