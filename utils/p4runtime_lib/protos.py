@@ -21,7 +21,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import types
-from typing import Sequence
+from collections.abc import Sequence
 
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.internal import builder
