@@ -1,0 +1,1 @@
+"""Ports (AF_PACKET rings) and pcap files: the switch's I/O shell."""
