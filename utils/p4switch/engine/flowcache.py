@@ -25,6 +25,7 @@ PURE_PRIMITIVES = frozenset({
     "add", "subtract", "bit_xor", "bit_or", "bit_and", "shift_left", "shift_right",
     "mark_to_drop", "drop", "exit", "no_op", "add_header", "add_header_fast", "remove_header",
     "push", "pop", "modify_field_with_hash_based_offset", "_jump", "_jump_if_zero",
+    "truncate",  # deterministic; results whose payload is cut are never stored
 })
 TIME_FIELDS = frozenset({
     "ingress_global_timestamp", "egress_global_timestamp", "enq_timestamp", "enq_qdepth",

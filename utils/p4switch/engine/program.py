@@ -94,10 +94,12 @@ class Program:
                                  layout.error_code("HeaderTooShort"))
         self.registers = {r["name"]: RegisterArray(r["name"], r["size"], r["bitwidth"])
                           for r in program.get("register_arrays", [])}
-        self.counters = {c["name"]: CounterArray(c["name"], c["size"], c.get("is_direct", False),
+        self.counters = {c["name"]: CounterArray(c["name"], c.get("size", 0),
+                                                 c.get("is_direct", False),
                                                  c.get("binding"))
                          for c in program.get("counter_arrays", [])}
-        self.meters = {m["name"]: MeterArray(m["name"], m["size"], m.get("type", "packets"),
+        self.meters = {m["name"]: MeterArray(m["name"], m.get("size", 0),
+                                             m.get("type", "packets"),
                                              m.get("is_direct", False), m.get("binding"),
                                              m.get("result_target"))
                        for m in program.get("meter_arrays", [])}

@@ -176,6 +176,8 @@ class PipelineConfig:
                 kind = ENGINE_KINDS.get(mf.match_type)
                 if kind is None and mf.match_type == 1:  # legacy P4_14 "valid" match type
                     kind = "valid"
+                if kind == "optional" and key.match_kind == "ternary":
+                    kind = "ternary"  # p4c writes optional fields as ternary in the JSON
                 if kind != key.match_kind:
                     raise MismatchError(f"table '{name}': match field '{mf.name}' is "
                                         f"{KIND_NAMES.get(mf.match_type, '?')} in the P4Info, "
