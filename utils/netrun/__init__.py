@@ -1,0 +1,1 @@
+"""Run the exercise topology in Mininet with P4Runtime switches (see __main__)."""
