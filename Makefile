@@ -1,15 +1,29 @@
 # load_balance with P4Runtime: build, run, test.
+#
+#   make run    set up (first time), build, start Mininet with s1-s3 and the CLI
+#   make test   the whole test suite (needs root: namespaces, veths, Mininet)
+#   make demo   before/after the controller, without typing anything
+#   make stop   remove exactly what `make run` started
+#   make bench  benchmarks (controller, pipeline push, switch forwarding, memory)
+
 PYTHON_SYS ?= /usr/bin/python3
 VENV       := .venv
 PY         := $(VENV)/bin/python
-APT_PKGS   := mininet python3-venv iproute2 ethtool
+APT_PKGS   := mininet python3-venv iproute2 ethtool net-tools netsniff-ng
+NETRUN     := PYTHONPATH=utils $(PY) -m netrun
+
+.PHONY: all
+all: build
 
 .PHONY: setup
 setup: $(VENV)/.ready
 
 $(VENV)/.ready: requirements.txt
-	@command -v mn >/dev/null 2>&1 && $(PYTHON_SYS) -c 'import ensurepip' 2>/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS))
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 	$(PYTHON_SYS) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
@@ -21,9 +35,29 @@ $(VENV)/.ready: requirements.txt
 build: setup
 	@$(PY) utils/p4build.py load_balance.p4 --out-dir build
 
+.PHONY: run
+run: build
+	$(NETRUN) run -t topology.json -j build/load_balance.json
+
+.PHONY: stop
+stop:
+	@if [ -x $(PY) ]; then $(NETRUN) stop; else echo "Nothing to stop."; fi
+
+.PHONY: demo
+demo: build
+	$(NETRUN) demo
+
+.PHONY: clean
+clean: stop
+	rm -rf logs pcaps
+
 # The test suite: engine, controller library, P4Runtime server, switch on veths,
 # Mininet end to end.  Needs root (namespaces, veths).
 .PHONY: test
-test: setup build
-	$(PY) -m ruff check utils tests mycontroller.py send.py receive.py
+test: build
+	$(PY) -m ruff check utils tests bench mycontroller.py send.py receive.py
 	$(PY) -m pytest -q
+
+.PHONY: bench
+bench: build
+	$(PY) bench/run.py

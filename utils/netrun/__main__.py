@@ -107,12 +107,18 @@ def main(argv: list[str] | None = None) -> int:
                             "SIGINT/SIGTERM")
     run_parser.add_argument("--quiet-switches", action="store_true",
                             help="no per-packet trace in logs/sN.log (faster)")
+    demo_parser = sub.add_parser("demo", help="non-interactive before/after demonstration")
+    demo_parser.add_argument("--flows", type=int, default=20)
     stop_parser = sub.add_parser("stop", help="remove what a run left behind")
     stop_parser.add_argument("-l", "--log-dir", type=Path, default=REPO / "logs")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("error: Mininet needs root: run with sudo", file=sys.stderr)
         return 1
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(args.flows)
     if args.command == "stop":
         done = cleanup(args.log_dir / STATE_NAME)
         if not done:
