@@ -174,7 +174,8 @@ def start(argv: list[str], running: Running) -> Switch:
         running.server = serve(switch, target_options.grpc_server_addr,
                                server_credentials(target_options))
     except ServeError as exc:
-        raise UsageError(f"{exc}: is another switch running on that port?") from None
+        hint = " (is another switch running on that port?)" if "in use" in str(exc) else ""
+        raise UsageError(f"{exc}{hint}") from None
     print(f"Server listening on {target_options.grpc_server_addr}", flush=True)
     running.dataplane = DataPlane(running.ports, switch.receive_batch)
     running.dataplane.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from concurrent import futures
 from typing import Any
@@ -382,6 +383,22 @@ class ServeError(RuntimeError):
     """The gRPC server could not start (address busy or invalid)."""
 
 
+def check_address(address: str) -> None:
+    """ServeError with the OS's reason if ``HOST:PORT`` cannot be bound."""
+    host, _, port_text = address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        port = int(port_text)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except ValueError:
+        raise ServeError(f"bad address '{address}': expected HOST:PORT") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ServeError(f"cannot listen on {address}: {reason}") from None
+
+
 def serve(switch: Switch, address: str = "127.0.0.1:9559",
           credentials: grpc.ServerCredentials | None = None,
           max_workers: int = 32) -> grpc.Server:
@@ -390,6 +407,7 @@ def serve(switch: Switch, address: str = "127.0.0.1:9559",
     The bound port (useful with ``HOST:0``) is ``server.bound_port``; the
     servicer is ``server.servicer``.
     """
+    check_address(address)
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE),
         ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -405,8 +423,8 @@ def serve(switch: Switch, address: str = "127.0.0.1:9559",
             port = server.add_secure_port(address, credentials)
         else:
             port = server.add_insecure_port(address)
-    except RuntimeError as exc:
-        raise ServeError(f"cannot listen on {address}: {exc}") from None
+    except RuntimeError:
+        raise ServeError(f"cannot listen on {address} (address in use or invalid)") from None
     if not port:
         raise ServeError(f"cannot listen on {address} (address in use or invalid)")
     server.start()

@@ -1,0 +1,205 @@
+"""The switch as a process: real veths in namespaces, real gRPC, real packets."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import crcmod.predefined
+import pytest
+from procs import REPO, Namespaces, free_port, start_switch, stop
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Dot1Q, Ether
+from scapy.utils import rdpcap
+
+from p4runtime_lib import (
+    P4Info,
+    SwitchConnection,
+    WriteError,
+    insert,
+    table_entry,
+)
+
+CRC16 = crcmod.predefined.mkCrcFun("crc-16")
+PYTHON = sys.executable
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
+
+
+def send_frames(ns: Namespaces, name: str, frames: list[bytes]) -> None:
+    code = ("import sys\nfrom scapy.all import sendp, Raw\n"
+            f"frames = [bytes.fromhex(h) for h in {[f.hex() for f in frames]!r}]\n"
+            "sendp([Raw(f) for f in frames], iface='eth0', verbose=False)\n")
+    result = ns.run(name, PYTHON, "-c", code)
+    assert result.returncode == 0, result.stderr
+
+
+def capture(ns: Namespaces, name: str, seconds: float) -> subprocess.Popen:
+    code = ("import json, time\nfrom scapy.all import AsyncSniffer\n"
+            "s = AsyncSniffer(iface='eth0', store=True)\ns.start()\n"
+            "print('ready', flush=True)\n"
+            f"time.sleep({seconds})\nframes = s.stop()\n"
+            "print(json.dumps([bytes(f).hex() for f in frames]))\n")
+    process = ns.popen(name, PYTHON, "-c", code)
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def captured(process: subprocess.Popen) -> list[bytes]:
+    out, err = process.communicate(timeout=30)
+    return [bytes.fromhex(h) for h in json.loads(out.strip().splitlines()[-1])]
+
+
+@pytest.fixture
+def s1(tmp_path: Path) -> Iterator[tuple[Namespaces, SwitchConnection, subprocess.Popen, Path]]:
+    ns = Namespaces(f"t{os.getpid() % 10000}")
+    try:
+        for short, mtu in (("a", 9000), ("b", None), ("c", None)):
+            ns.add(short, mtu=mtu)
+        port = free_port()
+        pcaps = tmp_path / "pcaps"
+        process = start_switch([f"-i1@{ns.names[0]}", f"-i2@{ns.names[1]}", f"-i3@{ns.names[2]}",
+                                "--pcap", str(pcaps), "--device-id", "0",
+                                str(REPO / "build/load_balance.json")], port,
+                               log=tmp_path / "switch.log")
+        info = P4Info.load(REPO / "build/load_balance.p4.p4info.txtpb")
+        connection = SwitchConnection("s1", f"127.0.0.1:{port}", p4info=info)
+        connection.become_primary()
+        connection.set_pipeline(info.proto, (REPO / "build/load_balance.json").read_bytes())
+        connection.write([
+            insert(table_entry(info, "ecmp_group", {"hdr.ipv4.dstAddr": "10.0.0.1/32"},
+                               "set_ecmp_select", {"ecmp_base": 0, "ecmp_count": 2})),
+            insert(table_entry(info, "ecmp_nhop", {"meta.ecmp_select": 0}, "set_nhop",
+                               {"nhop_dmac": "08:00:00:00:02:02", "nhop_ipv4": "10.0.2.2",
+                                "port": 2})),
+            insert(table_entry(info, "ecmp_nhop", {"meta.ecmp_select": 1}, "set_nhop",
+                               {"nhop_dmac": "08:00:00:00:03:03", "nhop_ipv4": "10.0.3.3",
+                                "port": 3})),
+            insert(table_entry(info, "send_frame", {"standard_metadata.egress_port": 2},
+                               "rewrite_mac", {"smac": "08:00:00:00:01:00"})),
+            insert(table_entry(info, "send_frame", {"standard_metadata.egress_port": 3},
+                               "rewrite_mac", {"smac": "08:00:00:00:01:00"})),
+        ])
+        yield ns, connection, process, pcaps
+        connection.close()
+        assert stop(process) == 0  # SIGTERM: clean exit
+    finally:
+        ns.close()
+
+
+def flow(sport: int) -> bytes:
+    return bytes(Ether(src="08:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff")
+                 / IP(src="10.0.1.1", dst="10.0.0.1") / TCP(sport=sport, dport=1234) / b"hi")
+
+
+def expected_out(frame: bytes, port: int) -> bytes:
+    packet = Ether(frame)
+    packet.src = "08:00:00:00:01:00"
+    packet.dst = "08:00:00:00:02:02" if port == 2 else "08:00:00:00:03:03"
+    packet[IP].dst = "10.0.2.2" if port == 2 else "10.0.3.3"
+    packet[IP].ttl -= 1
+    del packet[IP].chksum
+    return bytes(packet)
+
+
+def test_forwards_real_packets_split_by_crc16(s1) -> None:
+    ns, _connection, _process, _pcaps = s1
+    sports = random.Random(7).sample(range(49152, 65536), 30)
+    frames = [flow(s) for s in sports]
+    listeners = {2: capture(ns, ns.names[1], 4), 3: capture(ns, ns.names[2], 4)}
+    send_frames(ns, ns.names[0], frames)
+    got = {port: captured(process) for port, process in listeners.items()}
+    for sport, frame in zip(sports, frames):
+        key = bytes([10, 0, 1, 1, 10, 0, 0, 1, 6]) + sport.to_bytes(2, "big") + b"\x04\xd2"
+        port = 2 if CRC16(key) % 2 == 0 else 3
+        assert expected_out(frame, port) in got[port], sport
+    ours = [f for port in (2, 3) for f in got[port] if TCP in Ether(f)]
+    assert len(ours) == len(frames)  # nothing else, nothing twice
+
+
+def test_a_wrong_write_fails_with_the_right_code(s1) -> None:
+    _ns, connection, _process, _pcaps = s1
+    info = connection.p4info
+    duplicate = insert(table_entry(info, "ecmp_group", {"hdr.ipv4.dstAddr": "10.0.0.1/32"},
+                                   "MyIngress.drop"))
+    with pytest.raises(WriteError) as failure:
+        connection.write([duplicate])
+    (error,) = failure.value.errors
+    assert error.message == "Match entry exists, use MODIFY if you wish to change action"
+    assert "ALREADY_EXISTS" in str(error) and "MyIngress.ecmp_group" in str(error)
+    entries = connection.read_table_entries()
+    assert len(entries) == 5
+
+
+def test_vlan_tag_reaches_the_pipeline_and_the_pcap(s1) -> None:
+    ns, _connection, _process, pcaps = s1
+    tagged = bytes(Ether(src="08:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=42)
+                   / IP(src="10.0.1.1", dst="10.0.0.1") / TCP(sport=50000, dport=1234))
+    send_frames(ns, ns.names[0], [tagged])
+    time.sleep(1)
+    inbound = [bytes(p) for p in rdpcap(str(pcaps / f"{ns.names[0]}_in.pcap"))]
+    assert tagged in inbound  # the 802.1Q tag was put back, as libpcap does for BMv2
+    for name in ns.names[1:]:  # etherType 0x8100 is not parsed: egress port 0, no interface
+        assert tagged not in [bytes(p) for p in rdpcap(str(pcaps / f"{name}_out.pcap"))]
+
+
+def test_malformed_frames_then_a_valid_one(s1) -> None:
+    ns, _connection, process, _pcaps = s1
+    rng = random.Random(3)
+    valid = flow(50000)
+    junk = [valid[:n] for n in (1, 13, 14, 20, 33, 34, 40, 53)]
+    junk += [bytes(rng.randrange(256) for _ in range(rng.randrange(14, 200))) for _ in range(200)]
+    junk += [valid[:54] + bytes(8946)]  # jumbo: 9000 bytes
+    send_frames(ns, ns.names[0], junk)
+    listener = capture(ns, ns.names[1], 3) if CRC16(bytes([10, 0, 1, 1, 10, 0, 0, 1, 6])
+                                                   + b"\xc3\x50\x04\xd2") % 2 == 0 \
+        else capture(ns, ns.names[2], 3)
+    send_frames(ns, ns.names[0], [valid])
+    frames = captured(listener)
+    assert any(f.startswith(expected_out(valid, 2)[:12]) or f.startswith(expected_out(valid, 3)[:12])
+               for f in frames)
+    assert process.poll() is None
+
+
+# -- command line -----------------------------------------------------------------------
+
+def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "p4switch", *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "utils")},
+                          timeout=timeout, check=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["-i", "1@no-such-if0", "--no-p4"], "interface 'no-such-if0' does not exist"),
+    (["-i", "one@x", "--no-p4"], "bad interface 'one@x'"),
+    (["/no/such.json"], "cannot read /no/such.json"),
+    (["--no-p4", "--", "--grpc-server-addr", "256.1.1.1:1"], "cannot listen on 256.1.1.1:1"),
+])
+def test_bad_start_is_one_line(args: list[str], message: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_broken_json_and_busy_port(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"header_types": [}')
+    result = run_cli(str(broken))
+    assert result.returncode != 0 and "not a BMv2 JSON file" in result.stderr
+    port = free_port()
+    first = start_switch(["--no-p4"], port)
+    try:
+        result = run_cli("--no-p4", "--", "--grpc-server-addr", f"127.0.0.1:{port}")
+        assert result.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    finally:
+        assert stop(first) == 0
