@@ -23,7 +23,8 @@ def wait_port(port: int, process: subprocess.Popen, timeout: float = 15) -> None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"switch exited early: {process.stdout.read() if process.stdout else ''}")
+            output = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"switch exited early: {output}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.3):
                 return
