@@ -138,7 +138,7 @@ class P4RuntimeSwitch(Switch):
         raise NetworkError(f"P4 switch {self.name} did not open gRPC port {self.grpc_port} "
                            f"within {timeout:g} s; see {self.log_path}")
 
-    def stop(self, deleteIntfs: bool = True) -> None:  # noqa: N803 - Mininet's name
+    def stop_process(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -146,6 +146,9 @@ class P4RuntimeSwitch(Switch):
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def stop(self, deleteIntfs: bool = True) -> None:  # noqa: N803 - Mininet's name
+        self.stop_process()
         super().stop(deleteIntfs)
 
     def describe(self) -> str:
@@ -165,6 +168,14 @@ class Network:
         self.net: Mininet | None = None
 
     def start(self) -> Network:
+        """Build and start everything; on failure, tear down what was made, then raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Network:
         setLogLevel("warning")
         self.options.log_dir.mkdir(parents=True, exist_ok=True)
         self.options.pcap_dir.mkdir(parents=True, exist_ok=True)
@@ -213,8 +224,10 @@ class Network:
 
     def stop(self) -> None:
         if self.net is not None:
-            self.net.stop()
-            self.net = None
+            net, self.net = self.net, None
+            for switch in net.switches:  # processes first: net.stop() may fail half-way
+                switch.stop_process()
+            net.stop()
 
     def __enter__(self) -> Network:
         return self.start()
