@@ -1,5 +1,8 @@
 """Switch ports on Linux interfaces: AF_PACKET sockets with a TPACKET_V3 RX ring.
 
+(Traffic generators such as trafgen send in bursts well above their average
+rate; the ring is sized to absorb them.)
+
 Receiving one frame per ``recv`` syscall loses packets under load in Python,
 so each port maps a TPACKET_V3 ring: the kernel fills blocks of frames and the
 data-plane thread walks them with ``struct``, one poll per batch.  The kernel
@@ -37,10 +40,13 @@ TP_STATUS_USER = 1
 TP_STATUS_VLAN_VALID = 1 << 4
 TP_STATUS_VLAN_TPID_VALID = 1 << 6
 
-BLOCK_SIZE = 1 << 20   # 1 MiB blocks
-BLOCK_COUNT = 16       # 16 MiB ring per port
-FRAME_SIZE = 1 << 16   # room for a 64 KiB frame: never truncated
-RETIRE_TIMEOUT_MS = 1  # hand a partly filled block over after 1 ms
+# Many small blocks: the kernel hands a block over when it is full or 1 ms old,
+# so at moderate rates blocks go out part-filled and the number of blocks, not
+# their size, bounds how long a burst the ring absorbs (512 blocks: >= 0.5 s).
+BLOCK_SIZE = 1 << 16   # 64 KiB blocks: frames up to ~64 KiB are never truncated
+BLOCK_COUNT = 512      # 32 MiB ring per port
+FRAME_SIZE = 1 << 14
+RETIRE_TIMEOUT_MS = 1
 
 # struct tpacket_block_desc / tpacket_hdr_v1 (offsets into a block)
 BLOCK_STATUS = struct.Struct("=I")       # at 8
