@@ -1,35 +1,52 @@
 """Controller library for P4Runtime switches (BMv2's simple_switch_grpc or ours).
 
+* ``codec``    values <-> canonical bytestrings (no I/O)
+* ``p4info``   the P4Info model: names, aliases, suffixes, "did you mean ...?"
+* ``entries``  table / PRE entries and updates from names, and back
+* ``errors``   one-line errors; per-update decoding of failed batches
+* ``switch``   ``SwitchConnection``: arbitration, pipeline, write, read
+
 Import the protobuf modules from ``p4runtime_lib.protos`` (it makes PyPI's
 ``p4runtime`` wheel work on protobuf's fast upb backend).
 """
 
-from .codec import CodecError, ValueTooWide, decode, encode
+from .codec import decode, encode, format_value, pad
 from .entries import (
-    EntryError,
+    DecodedEntry,
     clone_session_entry,
     decode_table_entry,
     default_entry,
     delete,
+    format_table_entry,
+    format_update,
     insert,
     modify,
     multicast_group_entry,
     table_entry,
+    write_request,
 )
 from .errors import (
+    ArbitrationTimeout,
+    CodecError,
     ControllerError,
+    EntryError,
     NotPrimary,
+    P4InfoError,
     PipelineError,
     ReadError,
     SwitchUnavailable,
+    UpdateError,
+    ValueTooWide,
     WriteError,
 )
-from .p4info import P4Info, P4InfoError
+from .p4info import P4Info
 from .switch import SwitchConnection
 
 __all__ = [
-    "CodecError", "ControllerError", "EntryError", "NotPrimary", "P4Info", "P4InfoError",
-    "PipelineError", "ReadError", "SwitchConnection", "SwitchUnavailable", "ValueTooWide",
-    "WriteError", "clone_session_entry", "decode", "decode_table_entry", "default_entry",
-    "delete", "encode", "insert", "modify", "multicast_group_entry", "table_entry",
+    "ArbitrationTimeout", "CodecError", "ControllerError", "DecodedEntry", "EntryError",
+    "NotPrimary", "P4Info", "P4InfoError", "PipelineError", "ReadError", "SwitchConnection",
+    "SwitchUnavailable", "UpdateError", "ValueTooWide", "WriteError", "clone_session_entry",
+    "decode", "decode_table_entry", "default_entry", "delete", "encode", "format_table_entry",
+    "format_update", "format_value", "insert", "modify", "multicast_group_entry", "pad",
+    "table_entry", "write_request",
 ]

@@ -1,10 +1,18 @@
 """Values <-> P4Runtime bytestrings: a pure codec, no I/O.
 
 P4Runtime carries every value as a big-endian bytestring.  The *canonical*
-form is the shortest one (zero is a single zero byte); servers must also
-accept zero-padded strings.  ``encode`` produces canonical strings from ints,
-MAC / IPv4 / IPv6 text and bytes, after checking that the value fits the
-field's bit width; ``decode`` accepts either form.
+form is the shortest one (zero is a single zero byte); servers also accept
+zero-padded strings and BMv2's server returns canonical ones on Read.
+
+* ``encode`` turns an int, MAC text (``"08:00:00:00:01:01"``), IPv4 / IPv6
+  text or object, decimal / ``0x`` text, or bytes into the canonical
+  bytestring, after checking that it fits the field's bit width.
+* ``decode`` reads canonical or padded bytestrings back into ints;
+  ``format_value`` shows an int as a MAC, IPv4, IPv6 or decimal text that
+  ``encode`` reads back (round trip).
+* ``encode_lpm`` / ``encode_ternary`` / ``encode_range`` handle the
+  ``"10.0.0.0/8"``, ``"value &&& mask"`` and ``"low..high"`` forms.
+* ``pad`` gives the full-width form the tutorial library sends.
 """
 
 from __future__ import annotations
@@ -12,29 +20,32 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from .errors import CodecError, ValueTooWide
+
 MAC_RE = re.compile(r"^[0-9a-fA-F]{1,2}([:-][0-9a-fA-F]{1,2}){5}$")
+HINTS = ("int", "hex", "mac", "ipv4", "ipv6")
 
-Value = int | str | bytes
+Value = int | str | bytes | ipaddress.IPv4Address | ipaddress.IPv6Address
+
+__all__ = [
+    "CodecError", "ValueTooWide", "canonical", "decode", "decode_text", "encode",
+    "encode_lpm", "encode_padded", "encode_range", "encode_ternary", "format_value",
+    "guess_hint", "pad", "parse_int", "parse_prefix",
+]
 
 
-class CodecError(ValueError):
-    """A value that cannot be encoded (one line: what, and why)."""
+def _for(what: str) -> str:
+    return f" for {what}" if what else ""
 
 
-class ValueTooWide(CodecError):
-    """A value that needs more bits than the field has."""
-
-    def __init__(self, value: object, bitwidth: int, what: str = "") -> None:
-        where = f" for {what}" if what else ""
-        super().__init__(f"value {value!r} does not fit in {bitwidth} bits{where}")
-        self.value = value
-        self.bitwidth = bitwidth
+def nbytes(bitwidth: int) -> int:
+    """Bytes needed for a ``bitwidth``-bit field."""
+    return max(1, (bitwidth + 7) // 8)
 
 
 def canonical(data: bytes) -> bytes:
-    """Strip leading zero bytes (zero stays one byte)."""
-    stripped = data.lstrip(b"\x00")
-    return stripped or b"\x00"
+    """Strip leading zero bytes; zero stays one byte."""
+    return bytes(data).lstrip(b"\x00") or b"\x00"
 
 
 def int_to_bytes(number: int) -> bytes:
@@ -43,29 +54,29 @@ def int_to_bytes(number: int) -> bytes:
 
 
 def pad(data: bytes, bitwidth: int) -> bytes:
-    """Zero-pad to the field's full byte width (what the tutorial library sends)."""
-    nbytes = (bitwidth + 7) // 8
-    data = canonical(data)
-    if len(data) > nbytes:
-        raise ValueTooWide(data, bitwidth)
-    return data.rjust(nbytes, b"\x00")
+    """Zero-pad to the field's full byte width (the tutorial library's encoding)."""
+    value = int.from_bytes(data, "big")
+    if value >> bitwidth:
+        raise ValueTooWide(bytes(data), bitwidth)
+    return value.to_bytes(nbytes(bitwidth), "big")
 
 
 def parse_int(value: Value, bitwidth: int | None = None, what: str = "") -> int:
-    """An int from an int, bytes, or text (decimal, 0x-hex, MAC, IPv4, IPv6)."""
-    if isinstance(value, bool):
+    """An int from an int, bytes, IP object or text (decimal, 0x-hex, MAC, IPv4, IPv6)."""
+    if isinstance(value, bool | int):
         number = int(value)
-    elif isinstance(value, int):
-        number = value
     elif isinstance(value, bytes | bytearray):
         number = int.from_bytes(value, "big")
+    elif isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        number = int(value)
     elif isinstance(value, str):
         number = _parse_text(value.strip(), what)
     else:
-        raise CodecError(f"cannot encode {value!r} ({type(value).__name__})"
-                         + (f" for {what}" if what else ""))
+        raise CodecError(f"cannot encode {value!r} ({type(value).__name__}){_for(what)}",
+                         "use an int, bytes, or MAC / IP / decimal / 0x-hex text")
     if number < 0:
-        raise CodecError(f"negative value {value!r}" + (f" for {what}" if what else ""))
+        raise CodecError(f"negative value {value!r}{_for(what)}",
+                         "P4Runtime values are unsigned")
     if bitwidth is not None and number >> bitwidth:
         raise ValueTooWide(value, bitwidth, what)
     return number
@@ -81,50 +92,143 @@ def _parse_text(text: str, what: str) -> int:
             return int(text)
         return int(ipaddress.ip_address(text))
     except ValueError:
-        raise CodecError(f"cannot read {text!r} as a number, MAC or IP address"
-                         + (f" for {what}" if what else "")) from None
+        raise CodecError(f"cannot read {text!r} as a number, MAC or IP address{_for(what)}",
+                         "examples: 42, 0x2a, 08:00:00:00:01:01, 10.0.0.1, 2001:db8::1"
+                         ) from None
 
 
 def encode(value: Value, bitwidth: int, what: str = "") -> bytes:
-    """Canonical bytestring of ``value`` for a ``bitwidth``-bit field."""
+    """Canonical bytestring of ``value`` for a ``bitwidth``-bit field (ValueTooWide)."""
     return int_to_bytes(parse_int(value, bitwidth, what))
 
 
+def encode_padded(value: Value, bitwidth: int, what: str = "") -> bytes:
+    """Full-width (non-canonical) bytestring, as the tutorial's convert.py sends."""
+    return parse_int(value, bitwidth, what).to_bytes(nbytes(bitwidth), "big")
+
+
 def decode(data: bytes, bitwidth: int | None = None) -> int:
-    """The int in a (canonical or padded) bytestring."""
+    """The int in a canonical or padded bytestring (ValueTooWide if it does not fit)."""
     number = int.from_bytes(data, "big")
     if bitwidth is not None and number >> bitwidth:
-        raise ValueTooWide(data, bitwidth)
+        raise ValueTooWide(bytes(data), bitwidth)
     return number
 
 
+# -- match kinds -------------------------------------------------------------------
+
 def parse_prefix(value: object, bitwidth: int, what: str = "") -> tuple[int, int]:
-    """``"10.0.0.0/8"``, ``(value, prefix_len)`` or a bare value (full length)."""
-    if isinstance(value, tuple | list) and len(value) == 2:
-        number, length = parse_int(value[0], bitwidth, what), int(value[1])
+    """(value, prefix length) of ``"10.0.0.0/8"``, ``(value, length)``, an IP network,
+    or a bare value (full length).  Bits set after the prefix are an error."""
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        number, length = int(value.network_address), value.prefixlen
+        parse_int(number, bitwidth, what)
+    elif isinstance(value, tuple | list) and len(value) == 2:
+        number, length = parse_int(value[0], bitwidth, what), _length(value[1], what)
     elif isinstance(value, str) and "/" in value:
         text, _, length_text = value.partition("/")
-        number, length = parse_int(text, bitwidth, what), int(length_text)
+        number, length = parse_int(text, bitwidth, what), _length(length_text, what)
     else:
         number, length = parse_int(value, bitwidth, what), bitwidth  # type: ignore[arg-type]
     if not 0 <= length <= bitwidth:
-        raise CodecError(f"prefix length {length} is not within 0..{bitwidth}"
-                         + (f" for {what}" if what else ""))
-    host_bits = bitwidth - length
-    if number & ((1 << host_bits) - 1):
-        raise CodecError(f"{value!r} has bits set after its /{length} prefix"
-                         + (f" for {what}" if what else ""))
+        raise CodecError(f"prefix length {length} is not within 0..{bitwidth}{_for(what)}")
+    if number & ((1 << (bitwidth - length)) - 1):
+        network = format_value(number & ~((1 << (bitwidth - length)) - 1), bitwidth,
+                               _text_hint(value))
+        raise CodecError(f"{value!r} has bits set after its /{length} prefix{_for(what)}",
+                         f"did you mean {network}/{length}?")
     return number, length
 
 
-def format_value(number: int, bitwidth: int, name: str = "") -> str:
-    """Human form: MAC for 48 bits, dotted quad for IPv4 addresses, else decimal."""
+def _length(value: object, what: str) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise CodecError(f"prefix length {value!r} is not a number{_for(what)}") from None
+
+
+def _text_hint(value: object) -> str | None:
+    text = value[0] if isinstance(value, tuple | list) else value
+    if isinstance(text, str):
+        text = text.partition("/")[0]
+        if MAC_RE.match(text.strip()):
+            return "mac"
+        if "." in text:
+            return "ipv4"
+        if ":" in text:
+            return "ipv6"
+    return None
+
+
+def encode_lpm(value: object, bitwidth: int, what: str = "") -> tuple[bytes, int]:
+    """(canonical value, prefix length) for an LPM field."""
+    number, length = parse_prefix(value, bitwidth, what)
+    return int_to_bytes(number), length
+
+
+def encode_ternary(value: object, bitwidth: int, what: str = "") -> tuple[bytes, bytes]:
+    """(value, mask) from ``"v &&& m"``, ``(v, m)``, ``"10.0.0.0/8"`` or a bare value."""
+    if isinstance(value, str) and "&&&" in value:
+        value = tuple(part.strip() for part in value.split("&&&", 1))
+    if isinstance(value, tuple | list) and len(value) == 2:
+        number, mask = parse_int(value[0], bitwidth, what), parse_int(value[1], bitwidth, what)
+    elif isinstance(value, str) and "/" in value:
+        number, length = parse_prefix(value, bitwidth, what)
+        mask = ((1 << length) - 1) << (bitwidth - length)
+    else:
+        number, mask = parse_int(value, bitwidth, what), (1 << bitwidth) - 1  # type: ignore[arg-type]
+    if number & ~mask:
+        raise CodecError(f"ternary value {value!r} has bits outside its mask{_for(what)}",
+                         "clear the value's bits where the mask is 0")
+    return int_to_bytes(number), int_to_bytes(mask)
+
+
+def encode_range(value: object, bitwidth: int, what: str = "") -> tuple[bytes, bytes]:
+    """(low, high) from ``(low, high)`` or ``"low..high"``; low <= high."""
+    if isinstance(value, str) and ".." in value:
+        value = tuple(part.strip() for part in value.split("..", 1))
+    if not (isinstance(value, tuple | list) and len(value) == 2):
+        raise CodecError(f"range {value!r} is not (low, high) or 'low..high'{_for(what)}")
+    low, high = parse_int(value[0], bitwidth, what), parse_int(value[1], bitwidth, what)
+    if low > high:
+        raise CodecError(f"range {value!r} has low > high{_for(what)}")
+    return int_to_bytes(low), int_to_bytes(high)
+
+
+# -- formatting --------------------------------------------------------------------
+
+def guess_hint(name: str, bitwidth: int) -> str | None:
+    """The display a field's name and width suggest: 48 bits -> MAC; a 32-bit
+    (128-bit) field whose name mentions an address or IP -> IPv4 (IPv6)."""
     lowered = name.lower()
-    if bitwidth == 48 and ("mac" in lowered or "addr" in lowered or not lowered):
-        raw = number.to_bytes(6, "big")
-        return ":".join(f"{b:02x}" for b in raw)
-    if bitwidth == 32 and ("ip" in lowered or "addr" in lowered):
+    looks_like_address = any(word in lowered for word in ("addr", "ip", "mac"))
+    if bitwidth == 48 and (looks_like_address or "dmac" in lowered or "smac" in lowered):
+        return "mac"
+    if bitwidth == 32 and looks_like_address:
+        return "ipv4"
+    if bitwidth == 128 and looks_like_address:
+        return "ipv6"
+    return None
+
+
+def format_value(number: int, bitwidth: int, hint: str | None = None) -> str:
+    """Text for ``number``: by ``hint`` (int/hex/mac/ipv4/ipv6), else MAC for a
+    48-bit field and decimal otherwise.  ``encode`` reads the text back."""
+    if hint is not None and hint not in HINTS:
+        raise CodecError(f"unknown display hint {hint!r}", f"use one of {', '.join(HINTS)}")
+    if hint is None:
+        hint = "mac" if bitwidth == 48 else "int"
+    if hint == "mac" and number < 1 << 48:
+        return ":".join(f"{b:02x}" for b in number.to_bytes(6, "big"))
+    if hint == "ipv4" and number < 1 << 32:
         return str(ipaddress.IPv4Address(number))
-    if bitwidth == 128 and ("ip" in lowered or "addr" in lowered):
+    if hint == "ipv6" and number < 1 << 128:
         return str(ipaddress.IPv6Address(number))
+    if hint == "hex":
+        return hex(number)
     return str(number)
+
+
+def decode_text(data: bytes, bitwidth: int, hint: str | None = None) -> str:
+    """``format_value(decode(data, bitwidth), bitwidth, hint)``."""
+    return format_value(decode(data, bitwidth), bitwidth, hint)

@@ -1,180 +1,305 @@
 """Build and read P4Runtime entities by name: table entries, PRE entries, updates.
 
 ``table_entry`` and ``decode_table_entry`` are symmetric: what one builds from
-names and Python values, the other turns back into names and formatted values.
+names and Python values, the other turns back into names and text values
+(``DecodedEntry``) that ``DecodedEntry.to_entry`` encodes into the same message.
+Values go through the codec, so every bytestring is canonical.
+
+Match values by kind (``None`` omits a field, i.e. "don't care"):
+
+* exact / optional: ``5``, ``"10.0.0.1"``, ``"08:00:00:00:01:01"``, ``b"\\x05"``
+* lpm: ``"10.0.0.0/8"`` or ``("10.0.0.0", 8)``; a bare value is a full-length prefix
+* ternary: ``"10.0.0.0 &&& 255.0.0.0"``, ``(value, mask)`` or ``"10.0.0.0/8"``
+* range: ``"1000..2000"`` or ``(1000, 2000)``
+
+Don't-care matches (``/0`` prefixes, zero masks, full ranges) are omitted, as
+P4Runtime requires.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-from .codec import CodecError, decode, encode, format_value, parse_int, parse_prefix
-from .p4info import P4Info, P4InfoError
+from .codec import (
+    decode,
+    encode,
+    encode_lpm,
+    encode_range,
+    encode_ternary,
+    format_value,
+    guess_hint,
+)
+from .errors import CodecError, EntryError, P4InfoError
+from .p4info import P4Info
 from .protos import p4info_pb2, p4runtime_pb2
 
 MatchType = p4info_pb2.MatchField
+Scope = p4info_pb2.ActionRef
 Update = p4runtime_pb2.Update
 PRIORITY_KINDS = (MatchType.TERNARY, MatchType.RANGE, MatchType.OPTIONAL)
+Replicas = Iterable[int | tuple[int, int]]
+ElectionId = int | tuple[int, int]
 
 
-class EntryError(ValueError):
-    """An entry that cannot be built (one line naming the table/field/param)."""
+# -- building ------------------------------------------------------------------------
 
-
-def _field_match(info: P4Info, table: Any, name: str, value: Any) -> p4runtime_pb2.FieldMatch:
+def field_match(info: P4Info, table: Any, name: str | int, value: Any
+                ) -> p4runtime_pb2.FieldMatch | None:
+    """The FieldMatch for one field, or None when the value is a don't-care."""
+    table = info.table(table) if isinstance(table, str | int) else table
     spec = info.match_field(table, name)
     what = f"'{spec.name}' of table '{table.preamble.name}'"
-    width = spec.bitwidth
+    width, kind = spec.bitwidth, spec.match_type
+    if value is None:
+        if kind == MatchType.EXACT:
+            raise EntryError(f"exact field {what} needs a value")
+        return None
     match = p4runtime_pb2.FieldMatch(field_id=spec.id)
-    try:
-        if spec.match_type == MatchType.EXACT:
-            match.exact.value = encode(value, width, what)
-        elif spec.match_type == MatchType.LPM:
-            number, length = parse_prefix(value, width, what)
-            match.lpm.value = encode(number, width, what)
-            match.lpm.prefix_len = length
-        elif spec.match_type == MatchType.TERNARY:
-            if isinstance(value, str) and "&&&" in value:
-                value = tuple(part.strip() for part in value.split("&&&"))
-            number, mask = (value if isinstance(value, tuple | list)
-                            else (value, (1 << width) - 1))
-            number, mask = parse_int(number, width, what), parse_int(mask, width, what)
-            if number & ~mask:
-                raise EntryError(f"{what}: value has bits outside the mask")
-            match.ternary.value = encode(number, width, what)
-            match.ternary.mask = encode(mask, width, what)
-        elif spec.match_type == MatchType.RANGE:
-            low, high = value
-            match.range.low = encode(low, width, what)
-            match.range.high = encode(high, width, what)
-        elif spec.match_type == MatchType.OPTIONAL:
-            match.optional.value = encode(value, width, what)
-        else:
-            raise EntryError(f"{what}: unsupported match type {spec.match_type}")
-    except CodecError as exc:
-        raise EntryError(str(exc)) from None
+    if kind == MatchType.EXACT:
+        match.exact.value = encode(value, width, what)
+    elif kind == MatchType.LPM:
+        match.lpm.value, match.lpm.prefix_len = encode_lpm(value, width, what)
+        if match.lpm.prefix_len == 0:
+            return None
+    elif kind == MatchType.TERNARY:
+        match.ternary.value, match.ternary.mask = encode_ternary(value, width, what)
+        if match.ternary.mask == b"\x00":
+            return None
+    elif kind == MatchType.RANGE:
+        match.range.low, match.range.high = encode_range(value, width, what)
+        if decode(match.range.low) == 0 and decode(match.range.high) == (1 << width) - 1:
+            return None
+    elif kind == MatchType.OPTIONAL:
+        match.optional.value = encode(value, width, what)
+    else:
+        raise EntryError(f"{what}: match type {MatchType.MatchType.Name(kind)} is not "
+                         "supported by this library")
     return match
 
 
-def _action(info: P4Info, action: Any, params: dict[str, Any] | None) -> p4runtime_pb2.Action:
-    message = p4runtime_pb2.Action(action_id=action.preamble.id)
+def action_message(info: P4Info, action: Any, params: Mapping[str, Any] | None = None
+                   ) -> p4runtime_pb2.Action:
+    """A p4.v1.Action with every parameter given exactly once."""
+    action = info.action(action) if isinstance(action, str | int) else action
     given = dict(params or {})
+    for extra in given:
+        if extra not in {p.name for p in action.params}:
+            info.param(action, extra)  # raises with "did you mean ...?"
+    message = p4runtime_pb2.Action(action_id=action.preamble.id)
     for spec in action.params:
         if spec.name not in given:
-            raise EntryError(f"action '{action.preamble.name}' needs parameter '{spec.name}'"
-                             f" ({spec.bitwidth} bits)")
+            raise EntryError(f"action '{action.preamble.name}' needs parameter '{spec.name}' "
+                             f"({spec.bitwidth} bits)", "its parameters: "
+                             + ", ".join(p.name for p in action.params))
         what = f"parameter '{spec.name}' of '{action.preamble.name}'"
-        try:
-            message.params.add(param_id=spec.id, value=encode(given.pop(spec.name),
-                                                              spec.bitwidth, what))
-        except CodecError as exc:
-            raise EntryError(str(exc)) from None
-    for extra in given:
-        info.param(action, extra)  # raises with a suggestion
+        message.params.add(param_id=spec.id, value=encode(given[spec.name], spec.bitwidth,
+                                                          what))
     return message
 
 
-def table_entry(info: P4Info, table: str, match: dict[str, Any] | None = None,
-                action: str | None = None, params: dict[str, Any] | None = None,
-                priority: int = 0) -> p4runtime_pb2.TableEntry:
-    """A match entry: ``match`` maps field names to values (see the codec)."""
+def table_entry(info: P4Info, table: str | int, match: Mapping[str, Any] | None = None,
+                action: str | int | None = None, params: Mapping[str, Any] | None = None,
+                priority: int | None = None, *, member: int | None = None,
+                group: int | None = None, idle_timeout_ns: int = 0
+                ) -> p4runtime_pb2.TableEntry:
+    """A match entry of ``table``; ``match`` maps field names to values.
+
+    ``action`` + ``params`` set a direct action; ``member`` / ``group`` an
+    action-profile member or group instead.  Tables with ternary, range or
+    optional fields need ``priority`` > 0.  Raises EntryError for names and
+    structure, CodecError / ValueTooWide for values.
+    """
     try:
-        table_info = info.table(table)
-        entry = p4runtime_pb2.TableEntry(table_id=table_info.preamble.id)
-        for name, value in (match or {}).items():
-            entry.match.append(_field_match(info, table_info, name, value))
-        needs_priority = any(f.match_type in PRIORITY_KINDS for f in table_info.match_fields)
-        if needs_priority and priority <= 0:
-            raise EntryError(f"table '{table_info.preamble.name}' has ternary/range/optional "
-                             "fields: give the entry a priority > 0")
-        if priority and not needs_priority:
-            raise EntryError(f"table '{table_info.preamble.name}' takes no priority")
-        entry.priority = priority
-        if action is not None:
-            action_info, ref = info.table_action(table_info, action)
-            if ref.scope == p4info_pb2.ActionRef.DEFAULT_ONLY:
-                raise EntryError(f"action '{action_info.preamble.name}' can only be the "
-                                 f"default action of '{table_info.preamble.name}'")
-            entry.action.action.CopyFrom(_action(info, action_info, params))
+        spec = info.table(table)
+        name = spec.preamble.name
+        entry = p4runtime_pb2.TableEntry(table_id=spec.preamble.id,
+                                         idle_timeout_ns=idle_timeout_ns)
+        given = dict(match or {})
+        resolved = {info.match_field(spec, key).id: value for key, value in given.items()}
+        for field_spec in spec.match_fields:
+            if resolved.get(field_spec.id) is None and field_spec.match_type == MatchType.EXACT:
+                raise EntryError(f"table '{name}' needs a value for its exact field "
+                                 f"'{field_spec.name}'", "fields: " + ", ".join(
+                                     f.name for f in spec.match_fields))
+        for field_spec in spec.match_fields:  # P4Info order, whatever the dict order
+            if field_spec.id in resolved:
+                built = field_match(info, spec, field_spec.id, resolved[field_spec.id])
+                if built is not None:
+                    entry.match.append(built)
+        _set_priority(entry, spec, priority)
+        _set_action(info, entry, spec, action, params, member, group)
         return entry
     except P4InfoError as exc:
-        raise EntryError(str(exc)) from None
+        raise EntryError(exc.message, exc.hint) from None
 
 
-def default_entry(info: P4Info, table: str, action: str | None = None,
-                  params: dict[str, Any] | None = None) -> p4runtime_pb2.TableEntry:
-    """The default entry (write it with MODIFY; no action resets it)."""
+def _set_priority(entry: p4runtime_pb2.TableEntry, spec: Any, priority: int | None) -> None:
+    name = spec.preamble.name
+    needs_priority = any(f.match_type in PRIORITY_KINDS for f in spec.match_fields)
+    if needs_priority and not priority:
+        raise EntryError(f"table '{name}' has ternary, range or optional fields: its "
+                         "entries need a priority", "pass priority=1 or higher (higher wins)")
+    if priority and not needs_priority:
+        raise EntryError(f"table '{name}' has no ternary, range or optional field: its "
+                         f"entries take no priority (got {priority})")
+    if priority is not None and not 0 <= priority < 1 << 31:
+        raise EntryError(f"priority {priority} of an entry of '{name}' is not within "
+                         f"1..{(1 << 31) - 1}")
+    entry.priority = priority or 0
+
+
+def _set_action(info: P4Info, entry: p4runtime_pb2.TableEntry, spec: Any,
+                action: str | int | None, params: Mapping[str, Any] | None,
+                member: int | None, group: int | None) -> None:
+    name = spec.preamble.name
+    chosen = [x for x in (action, member, group) if x is not None]
+    if len(chosen) > 1:
+        raise EntryError(f"an entry of '{name}' takes one of action, member or group")
+    if member is not None or group is not None:
+        if not spec.implementation_id:
+            raise EntryError(f"table '{name}' has no action profile: give it an action")
+        if member is not None:
+            entry.action.action_profile_member_id = member
+        else:
+            entry.action.action_profile_group_id = group  # type: ignore[assignment]
+        return
+    if action is None:
+        if params:
+            raise EntryError(f"parameters given without an action for '{name}'")
+        return
+    if spec.implementation_id:
+        raise EntryError(f"table '{name}' uses an action profile: give member= or group=")
+    action_spec, ref = info.table_action(spec, action)
+    if ref.scope == Scope.DEFAULT_ONLY:
+        raise EntryError(f"action '{action_spec.preamble.name}' can only be the default "
+                         f"action of '{name}'", "use it with default_entry(), or pick one "
+                         "of: " + ", ".join(a.preamble.name for a, scope in
+                                            info.table_actions(spec)
+                                            if scope != Scope.DEFAULT_ONLY))
+    entry.action.action.CopyFrom(action_message(info, action_spec, params))
+
+
+def default_entry(info: P4Info, table: str | int, action: str | int | None = None,
+                  params: Mapping[str, Any] | None = None) -> p4runtime_pb2.TableEntry:
+    """The default entry of ``table`` (write it with MODIFY; no action resets it)."""
     try:
-        table_info = info.table(table)
-        entry = p4runtime_pb2.TableEntry(table_id=table_info.preamble.id,
-                                         is_default_action=True)
-        if action is not None:
-            action_info, ref = info.table_action(table_info, action)
-            if ref.scope == p4info_pb2.ActionRef.TABLE_ONLY:
-                raise EntryError(f"action '{action_info.preamble.name}' cannot be the default "
-                                 f"action of '{table_info.preamble.name}'")
-            entry.action.action.CopyFrom(_action(info, action_info, params))
+        spec = info.table(table)
+        name = spec.preamble.name
+        entry = p4runtime_pb2.TableEntry(table_id=spec.preamble.id, is_default_action=True)
+        if action is None:
+            if params:
+                raise EntryError(f"parameters given without a default action for '{name}'")
+            return entry
+        action_spec, ref = info.table_action(spec, action)
+        if ref.scope == Scope.TABLE_ONLY:
+            raise EntryError(f"action '{action_spec.preamble.name}' cannot be the default "
+                             f"action of '{name}' (@tableonly)")
+        const = spec.const_default_action_id
+        if const and const != action_spec.preamble.id:
+            raise EntryError(f"table '{name}' has a const default action "
+                             f"'{info.action(const).preamble.name}': it cannot be changed")
+        entry.action.action.CopyFrom(action_message(info, action_spec, params))
         return entry
     except P4InfoError as exc:
-        raise EntryError(str(exc)) from None
+        raise EntryError(exc.message, exc.hint) from None
 
 
-def multicast_group_entry(group_id: int, replicas: list[int | tuple[int, int]]
+def _replicas(replicas: Replicas) -> list[tuple[int, int]]:
+    out = []
+    for replica in replicas:
+        port, instance = replica if isinstance(replica, tuple) else (replica, 0)
+        if not (0 <= port < 1 << 32 and 0 <= instance < 1 << 32):
+            raise EntryError(f"replica {replica!r}: port and instance must be 32-bit "
+                             "unsigned")
+        out.append((port, instance))
+    return out
+
+
+def multicast_group_entry(group_id: int, replicas: Replicas
                           ) -> p4runtime_pb2.PacketReplicationEngineEntry:
-    """A multicast group; replicas are ports or (port, instance) pairs."""
+    """A multicast group; replicas are egress ports or (port, instance) pairs."""
+    if group_id <= 0:
+        raise EntryError(f"multicast group id {group_id} must be > 0")
     entry = p4runtime_pb2.PacketReplicationEngineEntry()
     group = entry.multicast_group_entry
     group.multicast_group_id = group_id
-    for replica in replicas:
-        port, instance = replica if isinstance(replica, tuple) else (replica, 0)
+    for port, instance in _replicas(replicas):
         group.replicas.add(egress_port=port, instance=instance)
     return entry
 
 
-def clone_session_entry(session_id: int, replicas: list[int | tuple[int, int]],
-                        class_of_service: int = 0, packet_length_bytes: int = 0
+def clone_session_entry(session_id: int, replicas: Replicas, class_of_service: int = 0,
+                        packet_length_bytes: int = 0
                         ) -> p4runtime_pb2.PacketReplicationEngineEntry:
+    """A clone session; ``packet_length_bytes`` > 0 truncates the clones."""
+    if session_id <= 0:
+        raise EntryError(f"clone session id {session_id} must be > 0")
     entry = p4runtime_pb2.PacketReplicationEngineEntry()
     session = entry.clone_session_entry
     session.session_id = session_id
     session.class_of_service = class_of_service
     session.packet_length_bytes = packet_length_bytes
-    for replica in replicas:
-        port, instance = replica if isinstance(replica, tuple) else (replica, 0)
+    for port, instance in _replicas(replicas):
         session.replicas.add(egress_port=port, instance=instance)
     return entry
 
 
-def _entity(message: Any) -> p4runtime_pb2.Entity:
+ENTITY_FIELDS = MappingProxyType({descriptor.message_type.full_name: descriptor.name
+                                  for descriptor in p4runtime_pb2.Entity.DESCRIPTOR.fields})
+
+
+def entity(message: Any) -> p4runtime_pb2.Entity:
+    """Wrap a TableEntry, PRE entry, CounterEntry, ... in a p4.v1.Entity."""
     if isinstance(message, p4runtime_pb2.Entity):
         return message
-    if isinstance(message, p4runtime_pb2.TableEntry):
-        return p4runtime_pb2.Entity(table_entry=message)
-    if isinstance(message, p4runtime_pb2.PacketReplicationEngineEntry):
-        return p4runtime_pb2.Entity(packet_replication_engine_entry=message)
-    if isinstance(message, p4runtime_pb2.CounterEntry):
-        return p4runtime_pb2.Entity(counter_entry=message)
-    raise TypeError(f"cannot wrap {type(message).__name__} in an Entity")
+    descriptor = getattr(message, "DESCRIPTOR", None)
+    name = ENTITY_FIELDS.get(descriptor.full_name) if descriptor is not None else None
+    if name is None:
+        raise TypeError(f"cannot wrap {type(message).__name__} in a p4.v1.Entity")
+    wrapped = p4runtime_pb2.Entity()
+    getattr(wrapped, name).CopyFrom(message)
+    return wrapped
 
 
 def insert(message: Any) -> p4runtime_pb2.Update:
-    return p4runtime_pb2.Update(type=Update.INSERT, entity=_entity(message))
+    """An INSERT update of an entity."""
+    return p4runtime_pb2.Update(type=Update.INSERT, entity=entity(message))
 
 
 def modify(message: Any) -> p4runtime_pb2.Update:
-    return p4runtime_pb2.Update(type=Update.MODIFY, entity=_entity(message))
+    """A MODIFY update (the only way to write a default entry)."""
+    return p4runtime_pb2.Update(type=Update.MODIFY, entity=entity(message))
 
 
 def delete(message: Any) -> p4runtime_pb2.Update:
-    return p4runtime_pb2.Update(type=Update.DELETE, entity=_entity(message))
+    """A DELETE update of an entity."""
+    return p4runtime_pb2.Update(type=Update.DELETE, entity=entity(message))
+
+
+def election_id(value: ElectionId) -> tuple[int, int]:
+    """(high, low) from an int or a (high, low) pair; both 64-bit unsigned."""
+    high, low = (value >> 64, value & (1 << 64) - 1) if isinstance(value, int) else value
+    if not (0 <= high < 1 << 64 and 0 <= low < 1 << 64):
+        raise EntryError(f"election id {value!r} is not a 128-bit unsigned number")
+    return high, low
+
+
+def write_request(updates: Iterable[p4runtime_pb2.Update], device_id: int = 0,
+                  election: ElectionId = (0, 1)) -> p4runtime_pb2.WriteRequest:
+    """ONE WriteRequest carrying every update, the device id and the election id."""
+    request = p4runtime_pb2.WriteRequest(device_id=device_id, updates=list(updates))
+    request.election_id.high, request.election_id.low = election_id(election)
+    return request
 
 
 # -- decoding ------------------------------------------------------------------------
 
 @dataclass
 class DecodedEntry:
-    """A table entry with names and formatted values."""
+    """A table entry with names and text values; ``str()`` is one readable line."""
 
     table: str
     match: dict[str, str] = field(default_factory=dict)
@@ -182,6 +307,8 @@ class DecodedEntry:
     params: dict[str, str] = field(default_factory=dict)
     priority: int = 0
     is_default: bool = False
+    member: int | None = None
+    group: int | None = None
 
     def __str__(self) -> str:
         if self.is_default:
@@ -190,31 +317,49 @@ class DecodedEntry:
             key = ", ".join(f"{k}={v}" for k, v in self.match.items()) or "(any)"
         if self.priority:
             key += f" priority={self.priority}"
-        action = self.action or "(no action)"
-        args = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.table}: {key} => {action}({args})"
+        if self.member is not None:
+            target = f"member {self.member}"
+        elif self.group is not None:
+            target = f"group {self.group}"
+        else:
+            args = ", ".join(f"{k}={v}" for k, v in self.params.items())
+            target = f"{self.action}({args})" if self.action else "(no action)"
+        return f"{self.table}: {key} => {target}"
+
+    def to_entry(self, info: P4Info) -> p4runtime_pb2.TableEntry:
+        """Encode back into the TableEntry this was decoded from."""
+        if self.is_default:
+            return default_entry(info, self.table, self.action, self.params)
+        return table_entry(info, self.table, self.match, self.action, self.params,
+                           self.priority or None, member=self.member, group=self.group)
+
+
+def _text(data: bytes, width: int, hint: str | None) -> str:
+    try:
+        return format_value(decode(data, width), width, hint)
+    except CodecError:
+        return "0x" + data.hex()  # wider than the field: show it as it came
 
 
 def _format_match(spec: Any, match: p4runtime_pb2.FieldMatch) -> str:
-    width, name = spec.bitwidth, spec.name
+    width, hint = spec.bitwidth, guess_hint(spec.name, spec.bitwidth)
     kind = match.WhichOneof("field_match_type")
     if kind == "exact":
-        return format_value(decode(match.exact.value), width, name)
+        return _text(match.exact.value, width, hint)
     if kind == "lpm":
-        return f"{format_value(decode(match.lpm.value), width, name)}/{match.lpm.prefix_len}"
+        return f"{_text(match.lpm.value, width, hint)}/{match.lpm.prefix_len}"
     if kind == "ternary":
-        return (f"{format_value(decode(match.ternary.value), width, name)} &&& "
-                f"{format_value(decode(match.ternary.mask), width, name)}")
+        return (f"{_text(match.ternary.value, width, hint)} &&& "
+                f"{_text(match.ternary.mask, width, hint)}")
     if kind == "range":
-        return (f"{format_value(decode(match.range.low), width, name)}.."
-                f"{format_value(decode(match.range.high), width, name)}")
+        return f"{_text(match.range.low, width, None)}..{_text(match.range.high, width, None)}"
     if kind == "optional":
-        return format_value(decode(match.optional.value), width, name)
-    return "?"
+        return _text(match.optional.value, width, hint)
+    return f"<{kind or 'unset'}>"
 
 
 def decode_table_entry(info: P4Info, entry: p4runtime_pb2.TableEntry) -> DecodedEntry:
-    """Names and formatted values of a table entry (reads return canonical bytes)."""
+    """Names and text values of a TableEntry (canonical or padded bytestrings)."""
     table = info.table(entry.table_id)
     decoded = DecodedEntry(table.preamble.name, priority=entry.priority,
                            is_default=entry.is_default_action)
@@ -227,24 +372,47 @@ def decode_table_entry(info: P4Info, entry: p4runtime_pb2.TableEntry) -> Decoded
         decoded.action = action.preamble.name
         for param in entry.action.action.params:
             spec = info.param(action, param.param_id)
-            decoded.params[spec.name] = format_value(decode(param.value), spec.bitwidth,
-                                                     spec.name)
+            decoded.params[spec.name] = _text(param.value, spec.bitwidth,
+                                              guess_hint(spec.name, spec.bitwidth))
     elif kind == "action_profile_member_id":
-        decoded.action = f"member {entry.action.action_profile_member_id}"
+        decoded.member = entry.action.action_profile_member_id
     elif kind == "action_profile_group_id":
-        decoded.action = f"group {entry.action.action_profile_group_id}"
+        decoded.group = entry.action.action_profile_group_id
     return decoded
 
 
-def format_update(info: P4Info | None, update: p4runtime_pb2.Update) -> str:
-    """One readable line for an update (used in error reports)."""
-    kind = Update.Type.Name(update.type)
-    entity = update.entity
-    which = entity.WhichOneof("entity")
+def format_table_entry(info: P4Info, entry: p4runtime_pb2.TableEntry) -> str:
+    """One line: ``table: field=value, ... => action(param=value, ...)``."""
+    return str(decode_table_entry(info, entry))
+
+
+def _format_replicas(replicas: Sequence[Any]) -> str:
+    return ", ".join(f"{r.egress_port}" + (f"#{r.instance}" if r.instance else "")
+                     for r in replicas) or "none"
+
+
+def format_entity(info: P4Info | None, message: p4runtime_pb2.Entity) -> str:
+    """One readable line for any entity (names when ``info`` is given)."""
+    which = message.WhichOneof("entity")
     if which == "table_entry" and info is not None:
         try:
-            return f"{kind} {decode_table_entry(info, entity.table_entry)}"
-        except (P4InfoError, ValueError):
+            return format_table_entry(info, message.table_entry)
+        except (P4InfoError, CodecError):
             pass
-    text = " ".join(str(getattr(entity, which or "table_entry")).split()) if which else "?"
-    return f"{kind} {which}: {text}"
+    if which == "packet_replication_engine_entry":
+        pre = message.packet_replication_engine_entry
+        if pre.WhichOneof("type") == "multicast_group_entry":
+            group = pre.multicast_group_entry
+            return (f"multicast group {group.multicast_group_id}: replicas "
+                    f"{_format_replicas(group.replicas)}")
+        session = pre.clone_session_entry
+        return (f"clone session {session.session_id}: replicas "
+                f"{_format_replicas(session.replicas)}, class of service "
+                f"{session.class_of_service}, truncate to {session.packet_length_bytes}")
+    body = getattr(message, which) if which else message
+    return f"{which or 'entity'} " + " ".join(str(body).split())
+
+
+def format_update(info: P4Info | None, update: p4runtime_pb2.Update) -> str:
+    """``"INSERT MyIngress.ecmp_group: ... => ..."`` (used in error reports)."""
+    return f"{Update.Type.Name(update.type)} {format_entity(info, update.entity)}"
