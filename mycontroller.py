@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""load_balance controller: program s1-s3 over P4Runtime.
+"""load_balance controller: program s1, s2 and s3 over P4Runtime.
 
-Traffic from h1 to the virtual address 10.0.0.1 is spread between h2 and h3
-by a crc16 hash of its 5-tuple.  This controller becomes primary on each
+h1 sends to the virtual address 10.0.0.1; s1 spreads the flows over h2 and h3
+by a crc16 hash of their 5-tuple.  This controller becomes primary on each
 switch, pushes the pipeline (P4Info + BMv2 JSON), writes every rule through
-three small helpers, then reads the tables back.
+three small helpers -- one batched WriteRequest per switch -- and reads the
+tables back.
 
-    ./mycontroller.py [--p4info build/load_balance.p4.p4info.txtpb]
-                      [--bmv2-json build/load_balance.json]
+    make run            # in one terminal: Mininet with s1-s3, no rules yet
+    ./mycontroller.py   # in another: program the switches
 """
 
 import os
@@ -15,39 +16,56 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VENV_PYTHON = HERE / ".venv" / "bin" / "python"
-if Path(sys.prefix) != VENV_PYTHON.parent.parent and VENV_PYTHON.exists():
-    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), *sys.argv])  # use the project's venv
+VENV = HERE / ".venv"
+
+
+def use_the_venv() -> None:
+    """Re-run this script under the project's .venv python (it has grpc and the protos)."""
+    python = VENV / "bin" / "python"
+    in_venv = Path(sys.prefix).resolve() == VENV.resolve()
+    if not in_venv and python.exists() and not os.environ.get("MYCONTROLLER_REEXEC"):
+        os.environ["MYCONTROLLER_REEXEC"] = "1"
+        os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    use_the_venv()
 sys.path.insert(0, str(HERE / "utils"))
 
 import argparse  # noqa: E402
 
+from p4build import BuildFiles, sha256  # noqa: E402
+
 from p4runtime_lib import (  # noqa: E402
     ControllerError,
-    EntryError,
     P4Info,
-    P4InfoError,
     SwitchConnection,
     WriteError,
-    decode_table_entry,
     default_entry,
+    format_table_entry,
     insert,
     modify,
     table_entry,
 )
+from p4runtime_lib.protos import p4runtime_pb2  # noqa: E402
 
-# name, gRPC address, device id -- as `make run` starts them
-SWITCHES = [("s1", "127.0.0.1:50051", 0),
-            ("s2", "127.0.0.1:50052", 1),
-            ("s3", "127.0.0.1:50053", 2)]
+Update = p4runtime_pb2.Update
+BUILD = BuildFiles(HERE / "load_balance.p4", HERE / "build")
+
+# (name, gRPC address, device id) of each switch, as `make run` starts them
+SWITCHES = (
+    ("s1", "127.0.0.1:50051", 0),
+    ("s2", "127.0.0.1:50052", 1),
+    ("s3", "127.0.0.1:50053", 2),
+)
 
 
-def write_ecmp_group_rules(p4info, switch):
-    """10.0.0.1 is spread over 2 paths on s1; s2 and s3 each have one path."""
+def write_ecmp_group_rules(p4info: P4Info, switch: str) -> list[Update]:
+    """Traffic to the switch's address picks one of `ecmp_count` paths; the rest drops."""
     groups = {
-        "s1": ("10.0.0.1/32", 0, 2),
-        "s2": ("10.0.2.2/32", 0, 1),
-        "s3": ("10.0.3.3/32", 0, 1),
+        "s1": ("10.0.0.1/32", 0, 2),  # the load-balanced virtual address: 2 paths
+        "s2": ("10.0.2.2/32", 0, 1),  # h2
+        "s3": ("10.0.3.3/32", 0, 1),  # h3
     }
     prefix, base, count = groups[switch]
     return [
@@ -55,13 +73,13 @@ def write_ecmp_group_rules(p4info, switch):
                            match={"hdr.ipv4.dstAddr": prefix},
                            action="MyIngress.set_ecmp_select",
                            params={"ecmp_base": base, "ecmp_count": count})),
-        # everything else is dropped (default entries are written with MODIFY)
+        # a default entry is always there: it is changed with MODIFY, never inserted
         modify(default_entry(p4info, "MyIngress.ecmp_group", "MyIngress.drop")),
     ]
 
 
-def write_ecmp_nhop_rules(p4info, switch):
-    """Hash result -> next hop: its MAC, its address, the port towards it."""
+def write_ecmp_nhop_rules(p4info: P4Info, switch: str) -> list[Update]:
+    """Hash result -> next hop: its MAC, its IPv4 address, the port towards it."""
     nhops = {
         "s1": [(0, "00:00:00:00:01:02", "10.0.2.2", 2),
                (1, "00:00:00:00:01:03", "10.0.3.3", 3)],
@@ -75,8 +93,8 @@ def write_ecmp_nhop_rules(p4info, switch):
             for select, dmac, ip, port in nhops[switch]]
 
 
-def write_send_frame_rules(p4info, switch):
-    """Source MAC of frames leaving each port."""
+def write_send_frame_rules(p4info: P4Info, switch: str) -> list[Update]:
+    """The source MAC of frames leaving each port."""
     smacs = {
         "s1": [(2, "00:00:00:01:02:00"), (3, "00:00:00:01:03:00")],
         "s2": [(1, "00:00:00:02:01:00")],
@@ -89,66 +107,96 @@ def write_send_frame_rules(p4info, switch):
             for port, smac in smacs[switch]]
 
 
-def read_table_rules(p4info, switch):
-    """Print every entry of every table, by name."""
-    print(f"\n----- Reading tables rules for {switch.name} -----")
-    for entry in switch.read_table_entries():
-        print(f"  {decode_table_entry(p4info, entry)}")
+def switch_updates(p4info: P4Info, switch: str) -> list[Update]:
+    """Every update for one switch, in the order they are written."""
+    return (write_ecmp_group_rules(p4info, switch)
+            + write_ecmp_nhop_rules(p4info, switch)
+            + write_send_frame_rules(p4info, switch))
+
+
+def read_table_rules(p4info: P4Info, sw: SwitchConnection) -> None:
+    """Print every entry of every table by name, then each table's default."""
+    print(f"\n----- Reading tables rules for {sw.name} -----")
+    for entry in sw.read_table_entries():
+        print(f"  {format_table_entry(p4info, entry)}")
     for table in p4info.proto.tables:
-        default = switch.read_default_entry(table.preamble.id)
-        print(f"  {decode_table_entry(p4info, default)}")
+        print(f"  {format_table_entry(p4info, sw.read_default_entry(table.preamble.id))}")
 
 
-def program_switch(p4info, bmv2_json, name, address, device_id, args):
-    dump = HERE / f"logs/{name}-p4runtime-requests.txt" if args.proto_dump else None
-    with SwitchConnection(name, address, device_id, election_id=(0, args.election_id),
-                          timeout=args.timeout, proto_dump=dump, p4info=p4info) as switch:
-        switch.become_primary()
-        switch.set_pipeline(p4info.proto, bmv2_json)
-        print(f"Installed P4 program using SetForwardingPipelineConfig on {name}")
-        updates = (write_ecmp_group_rules(p4info, name)
-                   + write_ecmp_nhop_rules(p4info, name)
-                   + write_send_frame_rules(p4info, name))
-        switch.write(updates)  # one batched WriteRequest per switch
-        print(f"Installed {len(updates)} entries on {name} in one WriteRequest")
-        read_table_rules(p4info, switch)
-
-
-def main(args):
+def main(args: argparse.Namespace) -> None:
+    """Connect, become primary, push the pipeline, write the rules, read them back."""
     p4info = P4Info.load(args.p4info)
     bmv2_json = Path(args.bmv2_json).read_bytes()
-    for name, address, device_id in SWITCHES:
-        if args.switch and name not in args.switch:
-            continue
-        host, _, port = address.rpartition(":")
-        if args.grpc_base_port:
-            address = f"{host}:{args.grpc_base_port + device_id}"
-        program_switch(p4info, bmv2_json, name, address, device_id, args)
-    print("\nAll switches programmed: h1 -> 10.0.0.1 now reaches h2 or h3.")
+    connections = []
+    try:
+        # 1. Connect to every switch and become its primary controller.
+        for name, (address, device_id) in args.switches.items():
+            dump = HERE / "logs" / f"{name}-p4runtime-requests.txt" if args.proto_dump else None
+            sw = SwitchConnection(name, address, device_id, election_id=(0, args.election_id),
+                                  proto_dump_file=dump, timeout=args.timeout, p4info=p4info)
+            connections.append(sw)
+            sw.become_primary()
+            print(f"{name}: primary controller of device {device_id} at {address}")
+
+        # 2. Push the pipeline (this also wipes old rules), then write the rules.
+        for sw in connections:
+            sw.set_pipeline(p4info, bmv2_json)
+            print(f"Installed P4 program using SetForwardingPipelineConfig on {sw.name}")
+            updates = switch_updates(p4info, sw.name)
+            sw.write(updates)  # ONE batched WriteRequest per switch
+            print(f"Installed {len(updates)} rules on {sw.name} in one WriteRequest")
+
+        # 3. Read everything back.
+        for sw in connections:
+            read_table_rules(p4info, sw)
+    finally:
+        for sw in connections:
+            sw.close()
+    print("\nDone: h1 -> 10.0.0.1 now reaches h2 or h3 (by a hash of the 5-tuple).")
 
 
-def parse_args():
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line; missing build files end here with a hint."""
     parser = argparse.ArgumentParser(description="P4Runtime controller for load_balance")
-    parser.add_argument("--p4info", default=str(HERE / "build/load_balance.p4.p4info.txtpb"),
-                        help="P4Info file (text format)")
-    parser.add_argument("--bmv2-json", default=str(HERE / "build/load_balance.json"),
-                        help="BMv2 JSON file")
-    parser.add_argument("--switch", action="append", choices=[s for s, _, _ in SWITCHES],
-                        help="program only this switch (repeat); default: all")
-    parser.add_argument("--grpc-base-port", type=int, default=0,
-                        help="gRPC port of s1 (s2 and s3 follow); default 50051")
+    parser.add_argument("--p4info", type=Path, default=BUILD.p4info,
+                        help="P4Info file from p4c (default: build/load_balance.p4.p4info.txtpb)")
+    parser.add_argument("--bmv2-json", type=Path, default=BUILD.json,
+                        help="BMv2 JSON file from p4c (default: build/load_balance.json)")
+    parser.add_argument("--grpc-base-port", type=int, default=None, metavar="PORT",
+                        help="gRPC port of s1 on 127.0.0.1 (s2 and s3 follow); default 50051")
+    parser.add_argument("--switch", action="append", default=[], metavar="NAME[=ADDRESS]",
+                        help="program only this switch, optionally at another gRPC address, "
+                             "e.g. s2 or s2=127.0.0.1:60052 (repeat); default: all three")
     parser.add_argument("--election-id", type=int, default=1,
-                        help="election id (low 64 bits); the highest id is primary")
+                        help="election id (the highest id is primary); default 1")
     parser.add_argument("--timeout", type=float, default=5.0,
-                        help="seconds to wait for each switch")
+                        help="seconds to wait for each switch; default 5")
     parser.add_argument("--proto-dump", action="store_true",
-                        help="log requests in logs/sN-p4runtime-requests.txt")
-    args = parser.parse_args()
-    for flag, path in (("p4info", args.p4info), ("BMv2 JSON", args.bmv2_json)):
-        if not Path(path).is_file():
-            parser.print_help()
-            print(f"\n{flag} file not found: {path}\nHave you run 'make'?")
+                        help="append every request to logs/sN-p4runtime-requests.txt")
+    args = parser.parse_args(argv)
+
+    for what, path in (("p4info", args.p4info), ("BMv2 JSON", args.bmv2_json)):
+        if not path.is_file():
+            print(f"{what} file not found: {path}. Have you run 'make'?")
             parser.exit(1)
+    if args.bmv2_json == BUILD.json and BUILD.stamp.is_file() and BUILD.source.is_file() \
+            and BUILD.stamp.read_text().split()[:1] != [sha256(BUILD.source)]:
+        print(f"{BUILD.json} was not compiled from the current {BUILD.source.name}. "
+              "Have you run 'make'?")
+        parser.exit(1)
+
+    args.switches = {name: (address, device_id) for name, address, device_id in SWITCHES}
+    if args.grpc_base_port is not None:
+        for name, (_, device_id) in args.switches.items():
+            args.switches[name] = (f"127.0.0.1:{args.grpc_base_port + device_id}", device_id)
+    chosen = {}
+    for item in args.switch:
+        name, _, address = item.partition("=")
+        if name not in args.switches:
+            parser.error(f"--switch {item}: expected NAME[=HOST:PORT], NAME one of s1, s2, s3")
+        chosen[name] = (address or args.switches[name][0], args.switches[name][1])
+    if chosen:
+        args.switches = chosen
     return args
 
 
@@ -161,6 +209,6 @@ if __name__ == "__main__":
     except WriteError as error:
         print("\n".join(error.lines()), file=sys.stderr)
         sys.exit(1)
-    except (ControllerError, P4InfoError, EntryError, OSError) as error:
+    except (ControllerError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

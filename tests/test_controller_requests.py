@@ -1,17 +1,21 @@
-"""The exact P4Runtime updates mycontroller.py's helpers build.
+"""The exact P4Runtime messages mycontroller.py builds, and its command line.
 
-Expected messages are written out field by field, with the P4Info ids p4c
-derives for these names (tutorial_spec.md §8.3) and canonical bytestrings.
+Expected messages are written out field by field with the P4Info ids p4c gives
+these names and literal canonical bytestrings -- not with the library.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from p4runtime_lib import EntryError, P4Info, default_entry, table_entry
+from p4runtime_lib import P4Info, write_request
 from p4runtime_lib.protos import p4runtime_pb2
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,8 +26,9 @@ INGRESS_DROP, SET_ECMP_SELECT, SET_NHOP, REWRITE_MAC = 25652968, 28332005, 24952
 
 
 @pytest.fixture(scope="module")
-def controller():
+def controller() -> ModuleType:
     spec = importlib.util.spec_from_file_location("mycontroller", REPO / "mycontroller.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -37,80 +42,152 @@ def info() -> P4Info:
 def update(kind: int, table_id: int, action_id: int, params: list[bytes],
            match: p4runtime_pb2.FieldMatch | None = None,
            default: bool = False) -> p4runtime_pb2.Update:
-    entry = p4runtime_pb2.TableEntry(table_id=table_id, is_default_action=default)
+    """An Update built by hand; params get ids 1, 2, ... in order."""
+    entry = p4runtime_pb2.TableEntry()
+    entry.table_id = table_id
+    if default:
+        entry.is_default_action = True
     if match is not None:
         entry.match.append(match)
     entry.action.action.action_id = action_id
     for param_id, value in enumerate(params, start=1):
-        entry.action.action.params.add(param_id=param_id, value=value)
-    return p4runtime_pb2.Update(type=kind, entity=p4runtime_pb2.Entity(table_entry=entry))
+        param = entry.action.action.params.add()
+        param.param_id = param_id
+        param.value = value
+    result = p4runtime_pb2.Update()
+    result.type = kind
+    result.entity.table_entry.CopyFrom(entry)
+    return result
 
 
 def lpm(value: bytes, length: int) -> p4runtime_pb2.FieldMatch:
-    return p4runtime_pb2.FieldMatch(field_id=1, lpm=p4runtime_pb2.FieldMatch.LPM(
-        value=value, prefix_len=length))
+    match = p4runtime_pb2.FieldMatch(field_id=1)
+    match.lpm.value, match.lpm.prefix_len = value, length
+    return match
 
 
 def exact(value: bytes) -> p4runtime_pb2.FieldMatch:
-    return p4runtime_pb2.FieldMatch(field_id=1, exact=p4runtime_pb2.FieldMatch.Exact(value=value))
+    match = p4runtime_pb2.FieldMatch(field_id=1)
+    match.exact.value = value
+    return match
 
 
-def test_ecmp_group_rules(controller, info: P4Info) -> None:
-    expected = {
-        "s1": [update(INSERT, ECMP_GROUP, SET_ECMP_SELECT, [b"\x00", b"\x02"],
-                      lpm(b"\x0a\x00\x00\x01", 32)),
-               update(MODIFY, ECMP_GROUP, INGRESS_DROP, [], default=True)],
-        "s2": [update(INSERT, ECMP_GROUP, SET_ECMP_SELECT, [b"\x00", b"\x01"],
-                      lpm(b"\x0a\x00\x02\x02", 32)),
-               update(MODIFY, ECMP_GROUP, INGRESS_DROP, [], default=True)],
-        "s3": [update(INSERT, ECMP_GROUP, SET_ECMP_SELECT, [b"\x00", b"\x01"],
-                      lpm(b"\x0a\x00\x03\x03", 32)),
-               update(MODIFY, ECMP_GROUP, INGRESS_DROP, [], default=True)],
-    }
-    for switch, updates in expected.items():
-        assert controller.write_ecmp_group_rules(info, switch) == updates
+ECMP_GROUP_RULES = {
+    "s1": [update(INSERT, ECMP_GROUP, SET_ECMP_SELECT, [b"\x00", b"\x02"],
+                  lpm(b"\x0a\x00\x00\x01", 32)),
+           update(MODIFY, ECMP_GROUP, INGRESS_DROP, [], default=True)],
+    "s2": [update(INSERT, ECMP_GROUP, SET_ECMP_SELECT, [b"\x00", b"\x01"],
+                  lpm(b"\x0a\x00\x02\x02", 32)),
+           update(MODIFY, ECMP_GROUP, INGRESS_DROP, [], default=True)],
+    "s3": [update(INSERT, ECMP_GROUP, SET_ECMP_SELECT, [b"\x00", b"\x01"],
+                  lpm(b"\x0a\x00\x03\x03", 32)),
+           update(MODIFY, ECMP_GROUP, INGRESS_DROP, [], default=True)],
+}
+ECMP_NHOP_RULES = {
+    "s1": [update(INSERT, ECMP_NHOP, SET_NHOP, [b"\x01\x02", b"\x0a\x00\x02\x02", b"\x02"],
+                  exact(b"\x00")),
+           update(INSERT, ECMP_NHOP, SET_NHOP, [b"\x01\x03", b"\x0a\x00\x03\x03", b"\x03"],
+                  exact(b"\x01"))],
+    "s2": [update(INSERT, ECMP_NHOP, SET_NHOP,
+                  [b"\x08\x00\x00\x00\x02\x02", b"\x0a\x00\x02\x02", b"\x01"], exact(b"\x00"))],
+    "s3": [update(INSERT, ECMP_NHOP, SET_NHOP,
+                  [b"\x08\x00\x00\x00\x03\x03", b"\x0a\x00\x03\x03", b"\x01"], exact(b"\x00"))],
+}
+SEND_FRAME_RULES = {
+    "s1": [update(INSERT, SEND_FRAME, REWRITE_MAC, [b"\x01\x02\x00"], exact(b"\x02")),
+           update(INSERT, SEND_FRAME, REWRITE_MAC, [b"\x01\x03\x00"], exact(b"\x03"))],
+    "s2": [update(INSERT, SEND_FRAME, REWRITE_MAC, [b"\x02\x01\x00"], exact(b"\x01"))],
+    "s3": [update(INSERT, SEND_FRAME, REWRITE_MAC, [b"\x03\x01\x00"], exact(b"\x01"))],
+}
 
 
-def test_ecmp_nhop_rules(controller, info: P4Info) -> None:
-    expected = {
-        "s1": [update(INSERT, ECMP_NHOP, SET_NHOP, [b"\x01\x02", b"\x0a\x00\x02\x02", b"\x02"],
-                      exact(b"\x00")),
-               update(INSERT, ECMP_NHOP, SET_NHOP, [b"\x01\x03", b"\x0a\x00\x03\x03", b"\x03"],
-                      exact(b"\x01"))],
-        "s2": [update(INSERT, ECMP_NHOP, SET_NHOP,
-                      [b"\x08\x00\x00\x00\x02\x02", b"\x0a\x00\x02\x02", b"\x01"],
-                      exact(b"\x00"))],
-        "s3": [update(INSERT, ECMP_NHOP, SET_NHOP,
-                      [b"\x08\x00\x00\x00\x03\x03", b"\x0a\x00\x03\x03", b"\x01"],
-                      exact(b"\x00"))],
-    }
-    for switch, updates in expected.items():
-        assert controller.write_ecmp_nhop_rules(info, switch) == updates
+@pytest.mark.parametrize("switch", ["s1", "s2", "s3"])
+def test_ecmp_group_rules(controller: ModuleType, info: P4Info, switch: str) -> None:
+    assert controller.write_ecmp_group_rules(info, switch) == ECMP_GROUP_RULES[switch]
 
 
-def test_send_frame_rules(controller, info: P4Info) -> None:
-    expected = {
-        "s1": [update(INSERT, SEND_FRAME, REWRITE_MAC, [b"\x01\x02\x00"], exact(b"\x02")),
-               update(INSERT, SEND_FRAME, REWRITE_MAC, [b"\x01\x03\x00"], exact(b"\x03"))],
-        "s2": [update(INSERT, SEND_FRAME, REWRITE_MAC, [b"\x02\x01\x00"], exact(b"\x01"))],
-        "s3": [update(INSERT, SEND_FRAME, REWRITE_MAC, [b"\x03\x01\x00"], exact(b"\x01"))],
-    }
-    for switch, updates in expected.items():
-        assert controller.write_send_frame_rules(info, switch) == updates
+@pytest.mark.parametrize("switch", ["s1", "s2", "s3"])
+def test_ecmp_nhop_rules(controller: ModuleType, info: P4Info, switch: str) -> None:
+    assert controller.write_ecmp_nhop_rules(info, switch) == ECMP_NHOP_RULES[switch]
 
 
-def test_entry_building_errors_are_readable(info: P4Info) -> None:
-    with pytest.raises(EntryError, match="does not fit in 9 bits"):
-        table_entry(info, "send_frame", {"standard_metadata.egress_port": 512},
-                    "rewrite_mac", {"smac": 1})
-    with pytest.raises(EntryError, match="needs parameter 'port'"):
-        table_entry(info, "ecmp_nhop", {"meta.ecmp_select": 0}, "set_nhop",
-                    {"nhop_dmac": 1, "nhop_ipv4": 2})
-    with pytest.raises(EntryError, match="did you mean 'nhop_ipv4'"):
-        table_entry(info, "ecmp_nhop", {"meta.ecmp_select": 0}, "set_nhop",
-                    {"nhop_dmac": 1, "nhop_ipv4": 2, "port": 1, "nhop_ip": 3})
-    with pytest.raises(EntryError, match="can only be the default action"):
-        table_entry(info, "ecmp_group", {"hdr.ipv4.dstAddr": "10.0.0.1/32"}, "NoAction")
-    with pytest.raises(EntryError, match="bits set after its /8 prefix"):
-        table_entry(info, "ecmp_group", {"hdr.ipv4.dstAddr": "10.0.0.1/8"}, "MyIngress.drop")
-    assert default_entry(info, "ecmp_group").is_default_action
+@pytest.mark.parametrize("switch", ["s1", "s2", "s3"])
+def test_send_frame_rules(controller: ModuleType, info: P4Info, switch: str) -> None:
+    assert controller.write_send_frame_rules(info, switch) == SEND_FRAME_RULES[switch]
+
+
+@pytest.mark.parametrize("switch, device_id", [("s1", 0), ("s2", 1), ("s3", 2)])
+def test_one_write_request_per_switch(controller: ModuleType, info: P4Info, switch: str,
+                                      device_id: int) -> None:
+    """What SwitchConnection.write sends for a switch: one request, every update."""
+    expected = p4runtime_pb2.WriteRequest()
+    expected.device_id = device_id
+    expected.election_id.high, expected.election_id.low = 0, 1
+    for rules in (ECMP_GROUP_RULES, ECMP_NHOP_RULES, SEND_FRAME_RULES):
+        expected.updates.extend(rules[switch])
+    built = write_request(controller.switch_updates(info, switch), device_id, (0, 1))
+    assert built == expected
+    assert built.SerializeToString(deterministic=True) == \
+        expected.SerializeToString(deterministic=True)
+    assert len(expected.updates) == {"s1": 6, "s2": 4, "s3": 4}[switch]
+
+
+def test_reference_p4info_gives_the_same_requests(controller: ModuleType, info: P4Info,
+                                                  reference: Path) -> None:
+    """p4c's output for the tutorial's own solution has the same names and ids."""
+    theirs = P4Info.load(reference / "load_balance.p4info.txtpb")
+    for switch in ("s1", "s2", "s3"):
+        assert controller.switch_updates(theirs, switch) == \
+            controller.switch_updates(info, switch)
+
+
+def test_switch_addresses(controller: ModuleType) -> None:
+    args = controller.parse_args([])
+    assert args.switches == {"s1": ("127.0.0.1:50051", 0), "s2": ("127.0.0.1:50052", 1),
+                             "s3": ("127.0.0.1:50053", 2)}
+    assert args.p4info == REPO / "build/load_balance.p4.p4info.txtpb"
+    args = controller.parse_args(["--grpc-base-port", "9559"])
+    assert args.switches == {"s1": ("127.0.0.1:9559", 0), "s2": ("127.0.0.1:9560", 1),
+                             "s3": ("127.0.0.1:9561", 2)}
+    args = controller.parse_args(["--grpc-base-port", "9559", "--switch", "s3=10.1.1.1:1",
+                                  "--switch", "s2"])
+    assert args.switches == {"s3": ("10.1.1.1:1", 2), "s2": ("127.0.0.1:9560", 1)}
+
+
+def run_controller(*args: str, python: str = sys.executable) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MYCONTROLLER_REEXEC"}
+    return subprocess.run([python, str(REPO / "mycontroller.py"), *args], capture_output=True,
+                          text=True, timeout=60, check=False, cwd="/", env=env)
+
+
+def test_missing_build_files_are_one_line_with_a_hint(tmp_path: Path) -> None:
+    """Like the tutorial's controller: the message on stdout, exit 1."""
+    result = run_controller("--p4info", str(tmp_path / "nope.txtpb"))
+    assert result.returncode == 1
+    assert result.stdout == f"p4info file not found: {tmp_path / 'nope.txtpb'}. " \
+                            "Have you run 'make'?\n"
+    result = run_controller("--bmv2-json", str(tmp_path / "nope.json"))
+    assert result.returncode == 1 and "BMv2 JSON file not found" in result.stdout
+
+
+def test_a_bad_p4info_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txtpb"
+    bad.write_text("tables { preamble { id: x } }\n")
+    result = run_controller("--p4info", str(bad))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {bad} is not valid P4Info text: 1:")
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no system python3")
+def test_runs_itself_under_the_venv_python(tmp_path: Path) -> None:
+    """Started by a python without grpc, it re-executes under .venv/bin/python."""
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import grpc"], capture_output=True,
+                           check=False)
+    if probe.returncode == 0:
+        pytest.skip("the system python has grpc: nothing to prove")
+    bad = tmp_path / "bad.txtpb"
+    bad.write_text("not a p4info\n")
+    result = run_controller("--p4info", str(bad), python="/usr/bin/python3")
+    assert "ModuleNotFoundError" not in result.stderr
+    assert result.returncode == 1 and result.stderr.startswith("error: ")
