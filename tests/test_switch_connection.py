@@ -23,6 +23,7 @@ import pytest
 
 from p4runtime_lib import (
     ArbitrationTimeout,
+    ControllerError,
     NotPrimary,
     P4Info,
     SwitchConnection,
@@ -32,6 +33,7 @@ from p4runtime_lib import (
     default_entry,
     insert,
     modify,
+    multicast_group_entry,
     table_entry,
 )
 from p4runtime_lib.protos import code_pb2, p4runtime_pb2_grpc
@@ -237,6 +239,82 @@ def test_switch_going_away_is_unavailable(info: P4Info) -> None:
         with pytest.raises(SwitchUnavailable, match="s1: no P4Runtime server at 127.0.0.1:[0-9]+ "
                                                     r"\(pipeline push failed: "):
             sw.set_pipeline(info, BMV2_JSON.read_bytes())
+
+
+class RecordingPort:
+    """A port that keeps what the switch sends."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def send(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+
+def test_packet_io_and_multicast_groups() -> None:
+    info = P4Info.load(REPO / "tests/p4/replicate.p4.p4info.txtpb")
+    switch = Switch(device_id=0, cpu_port=64)
+    ports = {n: RecordingPort() for n in (1, 2, 3)}
+    for number, port in ports.items():
+        switch.add_port(number, port)
+    server = serve(switch, "127.0.0.1:0")
+    try:
+        with SwitchConnection("s9", f"127.0.0.1:{server.bound_port}", 0, p4info=info) as sw:
+            sw.become_primary()
+            sw.set_pipeline(info, (REPO / "tests/p4/replicate.json").read_bytes())
+            frame = bytes.fromhex("0a0000000002" "0a0000000001" "9999") + bytes(5) + b"hi"
+            sw.packet_out(frame, {"egress_port": 2})
+            deadline = time.monotonic() + 5
+            while not ports[2].frames and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert ports[2].frames == [frame] and not ports[1].frames
+
+            sw.write([insert(table_entry(info, "fwd", {"hdr.ethernet.dstAddr": 0x0A0000000002},
+                                         "to_cpu")),
+                      insert(multicast_group_entry(7, [1, (3, 2)]))])
+            switch.receive(1, frame)
+            packet = sw.packet_in(timeout=5)
+            assert packet is not None and packet.payload == frame
+            assert [(m.metadata_id, m.value) for m in packet.metadata] == [(1, b"\x01"),
+                                                                           (2, b"\x00")]
+            (group,) = sw.read_pre_entries()
+            assert group == multicast_group_entry(7, [1, (3, 2)])
+            with pytest.raises(ControllerError, match="packet_out has no metadata 'port' "
+                                                      r"\(it has: egress_port, _pad\)"):
+                sw.packet_out(frame, {"port": 1})
+    finally:
+        server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+    """A self-signed certificate for 127.0.0.1 (openssl), as (key, cert)."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    result = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                             "-keyout", str(key), "-out", str(cert), "-days", "1",
+                             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                            capture_output=True, check=False)
+    if result.returncode != 0:
+        pytest.skip(f"openssl cannot make a certificate: {result.stderr.decode()[-200:]}")
+    return key.read_bytes(), cert.read_bytes()
+
+
+def test_tls_credentials(tls_files: tuple[bytes, bytes]) -> None:
+    key, cert = tls_files
+    server = serve(Switch(device_id=0), "127.0.0.1:0",
+                   credentials=grpc.ssl_server_credentials([(key, cert)]))
+    address = f"127.0.0.1:{server.bound_port}"
+    try:
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert)
+        with SwitchConnection("s1", address, 0, credentials=credentials) as sw:
+            sw.become_primary()
+            assert sw.capabilities().startswith("1.")
+        with SwitchConnection("s1", address, 0, timeout=1) as plain, \
+                pytest.raises(SwitchUnavailable, match="waited 1 s"):
+            plain.become_primary()
+    finally:
+        server.stop(0)
 
 
 # -- mycontroller.py as a process --------------------------------------------------

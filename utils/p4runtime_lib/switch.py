@@ -285,9 +285,12 @@ class SwitchConnection:
                             "connection has no P4Info", "pass p4info= to SwitchConnection")
         return self.p4info.table(table).preamble.id
 
-    def read_table_entries(self, table: str | int = 0) -> list[p4runtime_pb2.TableEntry]:
-        """Every match entry of one table (0: of every table); not the defaults."""
-        wanted = p4runtime_pb2.TableEntry(table_id=self._table_id(table))
+    def read_table_entries(self, table_id: str | int = 0) -> list[p4runtime_pb2.TableEntry]:
+        """Every match entry of one table, by id or name (0: of every table).
+
+        Default entries are not included: read them with ``read_default_entry``.
+        """
+        wanted = p4runtime_pb2.TableEntry(table_id=self._table_id(table_id))
         return [e.table_entry for e in self.read([wanted])]
 
     def read_default_entry(self, table: str | int) -> p4runtime_pb2.TableEntry:
