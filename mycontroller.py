@@ -11,6 +11,7 @@ tables back.
     ./mycontroller.py   # in another: program the switches
 """
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,8 @@ def use_the_venv() -> None:
     if not in_venv and python.exists() and not os.environ.get("MYCONTROLLER_REEXEC"):
         os.environ["MYCONTROLLER_REEXEC"] = "1"
         os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
+    if importlib.util.find_spec("grpc") is None:
+        sys.exit(f"{sys.executable} has no grpc module. Have you run 'make setup'?")
 
 
 if __name__ == "__main__":
@@ -152,7 +155,9 @@ def main(args: argparse.Namespace) -> None:
     finally:
         for sw in connections:
             sw.close()
-    print("\nDone: h1 -> 10.0.0.1 now reaches h2 or h3 (by a hash of the 5-tuple).")
+    print(f"\nDone: programmed {', '.join(args.switches)}.")
+    if len(args.switches) == len(SWITCHES):
+        print("h1 -> 10.0.0.1 now reaches h2 or h3, chosen by a hash of the 5-tuple.")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -207,7 +212,7 @@ if __name__ == "__main__":
         print(" Shutting down.")
         sys.exit(130)
     except WriteError as error:
-        print("\n".join(error.lines()), file=sys.stderr)
+        print("error: " + "\n".join(error.lines()), file=sys.stderr)
         sys.exit(1)
     except (ControllerError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
