@@ -134,6 +134,8 @@ def test_action_profile_members_and_groups(tables: P4Info) -> None:
                                    r"no priority \(got 5\)"),
     (dict(table="ecmp_group", match={}, params={"x": 1}), EntryError,
      "parameters given without an action"),
+    (dict(table="ecmp_group", match={"dstAddr": "10.0.0.1", "hdr.ipv4.dstAddr": "10.0.0.2"}),
+     EntryError, "match field 'hdr.ipv4.dstAddr' of 'MyIngress.ecmp_group' given twice"),
 ])
 def test_invalid_entries(lb: P4Info, kwargs: dict, error: type, message: str) -> None:
     with pytest.raises(error, match=message):

@@ -117,8 +117,12 @@ def table_entry(info: P4Info, table: str | int, match: Mapping[str, Any] | None 
         name = spec.preamble.name
         entry = p4runtime_pb2.TableEntry(table_id=spec.preamble.id,
                                          idle_timeout_ns=idle_timeout_ns)
-        given = dict(match or {})
-        resolved = {info.match_field(spec, key).id: value for key, value in given.items()}
+        resolved: dict[int, Any] = {}
+        for key, value in (match or {}).items():
+            field_spec = info.match_field(spec, key)
+            if field_spec.id in resolved:
+                raise EntryError(f"match field '{field_spec.name}' of '{name}' given twice")
+            resolved[field_spec.id] = value
         for field_spec in spec.match_fields:
             if resolved.get(field_spec.id) is None and field_spec.match_type == MatchType.EXACT:
                 raise EntryError(f"table '{name}' needs a value for its exact field "

@@ -144,6 +144,8 @@ class SwitchConnection:
                          primary=primary)
 
     def _open_stream(self) -> None:
+        if self._requests is not None:
+            self._requests.put(None)  # let a dead stream's request iterator end
         self._requests = queue.Queue()
         self._call = self.stub.StreamChannel(iter(self._requests.get, None))
         self._reader = threading.Thread(target=self._read_stream, args=(self._call,),
