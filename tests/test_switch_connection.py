@@ -385,3 +385,14 @@ def test_mycontroller_ctrl_c_is_clean(three_switches: list[str]) -> None:
             process.wait()
     assert process.returncode == 130
     assert out.strip() == "Shutting down." and "Traceback" not in err
+
+
+def test_counter_reads_by_name(address: str) -> None:
+    tables = P4Info.load(REPO / "tests/p4/tables.p4.p4info.txtpb")
+    with SwitchConnection("s1", address, 0, p4info=tables) as sw:
+        sw.become_primary()
+        sw.set_pipeline(tables, (REPO / "tests/p4/tables.json").read_bytes())
+        (cell,) = sw.read_counters("port_packets", index=3)
+        assert (cell.counter_id, cell.index.index) == (308240890, 3)
+        assert (cell.data.packet_count, cell.data.byte_count) == (0, 0)
+        assert len(sw.read_counters("port_packets")) == 16
