@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .errors import ConstTable, DuplicateEntry, EntryNotFound, InvalidEntry, TableFull
@@ -73,24 +73,36 @@ class ActionCall(NamedTuple):
     args: tuple[int, ...]
 
 
-@dataclass(eq=False)
 class TableEntry:
-    """A match entry; ``call`` for direct tables, ``member``/``group`` for indirect ones."""
+    """A match entry; ``call`` for direct tables, ``member``/``group`` for indirect ones.
 
-    match: tuple[Any, ...]
-    priority: int
-    call: ActionCall | None
-    member: int | None = None
-    group: int | None = None
-    seq: int = 0
-    packets: int = 0
-    bytes: int = 0
-    idle_timeout_ns: int = 0
-    controller_metadata: int = 0
-    metadata: bytes = b""
-    meter_config: Any = None
-    meter_state: Any = None
-    tests: tuple[tuple[int, int, int, bool], ...] = field(default=(), repr=False)
+    A plain slotted class: tables hold many of them, and P4Runtime batches
+    create thousands per request.
+    """
+
+    __slots__ = ("match", "priority", "call", "member", "group", "seq", "packets", "bytes",
+                 "idle_timeout_ns", "controller_metadata", "metadata", "meter_config",
+                 "meter_state", "tests")
+
+    def __init__(self, match: tuple[Any, ...], priority: int, call: ActionCall | None,
+                 member: int | None = None, group: int | None = None, seq: int = 0) -> None:
+        self.match = match
+        self.priority = priority
+        self.call = call
+        self.member = member
+        self.group = group
+        self.seq = seq
+        self.packets = 0
+        self.bytes = 0
+        self.idle_timeout_ns = 0
+        self.controller_metadata = 0
+        self.metadata = b""
+        self.meter_config: Any = None
+        self.meter_state: Any = None
+        self.tests: tuple[tuple[int, int, int, bool], ...] = ()
+
+    def __repr__(self) -> str:
+        return f"TableEntry(match={self.match!r}, priority={self.priority}, call={self.call!r})"
 
 
 def check_match(key: Sequence[KeyField], match: Sequence[Any]) -> tuple[Any, ...]:
@@ -165,6 +177,7 @@ class MatchTable:
         self._exact: dict[Any, TableEntry] = {}
         self._lpm_pos = kinds.index("lpm") if self.strategy == "lpm" else -1
         self._lpm_levels: list[tuple[int, int, dict[Any, TableEntry]]] = []
+        self._lpm_by_length: dict[int, dict[Any, TableEntry]] = {}
         self._sorted: list[TableEntry] = []
         self._sort_keys: list[tuple[int, int]] = []
 
@@ -224,7 +237,8 @@ class MatchTable:
         """
         if self.immutable and not force:
             raise ConstTable(f"table '{self.name}' has const entries")
-        match = tuple(match) if trusted else check_match(self.key, match)
+        if not trusted:
+            match = check_match(self.key, match)
         priority = priority if self.needs_priority else 0
         identity = (match, priority)
         if identity in self._entries:
@@ -260,6 +274,7 @@ class MatchTable:
         self._entries.clear()
         self._exact.clear()
         self._lpm_levels.clear()
+        self._lpm_by_length.clear()
         self._sorted.clear()
         self._sort_keys.clear()
         self.default = self.initial_default
@@ -308,6 +323,9 @@ class MatchTable:
 
     # -- indexes ------------------------------------------------------------
     def _flat_key(self, match: tuple[Any, ...]) -> Any:
+        if self._single:
+            value = match[0]
+            return value[0] if self.strategy == "lpm" else value
         parts = []
         for spec, value in zip(self.key, match):
             parts.append(value[0] if spec.match_kind == "lpm" else value)
@@ -335,16 +353,17 @@ class MatchTable:
             del bucket[self._flat_key(entry.match)]
             if not bucket:
                 self._lpm_levels = [lv for lv in self._lpm_levels if lv[1] != length]
+                del self._lpm_by_length[length]
         else:
             position = bisect.bisect_left(self._sort_keys, (-entry.priority, entry.seq))
             del self._sort_keys[position]
             del self._sorted[position]
 
     def _lpm_bucket(self, length: int) -> dict[Any, TableEntry]:
-        for _mask, level_length, bucket in self._lpm_levels:
-            if level_length == length:
-                return bucket
-        bucket: dict[Any, TableEntry] = {}
+        bucket = self._lpm_by_length.get(length)
+        if bucket is not None:
+            return bucket
+        bucket = self._lpm_by_length[length] = {}
         mask = prefix_mask(self.key[self._lpm_pos].bitwidth, length)
         self._lpm_levels.append((mask, length, bucket))
         self._lpm_levels.sort(key=lambda level: -level[1])

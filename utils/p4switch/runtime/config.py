@@ -78,6 +78,7 @@ class TableInfo:
     is_const: bool
     profile_id: int = 0
     action_ids: dict[str, int] = field(default_factory=dict)
+    single: bool = False  # one exact or LPM field: decode_match's fast path
     direct_counter_id: int = 0
     direct_meter_id: int = 0
     supports_timeout: bool = False
@@ -201,6 +202,8 @@ class PipelineConfig:
                 const_default=bool(table.const_default_action_id), is_const=table.is_const_table,
                 profile_id=table.implementation_id,
                 action_ids={allowed.info.name: aid for aid, allowed in actions.items()},
+                single=len(ordered) == 1 and ordered[0].match_type in (MatchField.EXACT,
+                                                                         MatchField.LPM),
                 supports_timeout=table.idle_timeout_behavior != 0)
         return tables
 

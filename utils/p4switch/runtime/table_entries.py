@@ -41,6 +41,10 @@ def table_info(config: PipelineConfig, table_id: int) -> TableInfo:
 
 def decode_match(info: TableInfo, entry: Any) -> tuple[tuple[Any, ...], int]:
     """(normalised match, priority) of a non-default entry."""
+    if info.single and not entry.priority and len(entry.match) == 1:
+        fast = _single_field(info.ordered[0], entry.match[0])
+        if fast is not None:
+            return fast, 0
     fields = info.ordered
     values: list[Any] = [None] * len(fields)
     if len(entry.match) > len(fields):
@@ -124,6 +128,25 @@ def decode_match(info: TableInfo, entry: Any) -> tuple[tuple[Any, ...], int]:
     return tuple(values), priority
 
 
+def _single_field(spec: Any, fm: Any) -> tuple[Any, ...] | None:
+    """The common case -- one well-formed exact or LPM field -- without the general
+    checks; None sends anything unusual through ``decode_match``'s full path."""
+    if fm.field_id != spec.id:
+        return None
+    kind = fm.WhichOneof("field_match_type")
+    width = spec.bitwidth
+    if kind == "lpm" and spec.match_type == LPM:
+        lpm = fm.lpm
+        value, length = int.from_bytes(lpm.value, "big"), lpm.prefix_len
+        if value >> width or not 0 < length <= width or value & ((1 << (width - length)) - 1):
+            return None
+        return ((value, length),)
+    if kind == "exact" and spec.match_type == EXACT:
+        value = int.from_bytes(fm.exact.value, "big")
+        return None if value >> width else (value,)
+    return None
+
+
 def decode_action(config: PipelineConfig, info: TableInfo,
                   entry: Any) -> tuple[ActionCall | None, int | None, int | None]:
     """(call, member, group) for the engine: a direct action or a profile reference."""
@@ -177,6 +200,40 @@ def decode_meter_config(config: Any) -> MeterConfig:
         if getattr(config, name) < 0:
             raise invalid(f"Negative meter {name.upper() if 'ir' in name else name}")
     return MeterConfig(config.cir, config.cburst, config.pir, config.pburst)
+
+
+def insert_simple(config: PipelineConfig, entry: Any) -> bool:
+    """INSERT of the common shape -- one exact/LPM field, a direct action, nothing
+    else set -- done inline; False (nothing changed) sends the update through
+    ``write_table_entry`` and its full checks instead."""
+    if len(entry.ListFields()) != 3:  # anything besides table_id, match and action
+        return False
+    info = config.tables.get(entry.table_id)
+    if info is None or not info.single or info.profile_id or info.is_const \
+            or len(entry.match) != 1:
+        return False
+    match = _single_field(info.ordered[0], entry.match[0])
+    if match is None:
+        return False
+    action = entry.action.action
+    allowed = info.actions.get(action.action_id)
+    if allowed is None or allowed.scope:
+        return False
+    specs = allowed.info.ordered
+    params = action.params
+    if len(params) != len(specs):
+        return False
+    args = []
+    for param, spec in zip(params, specs):
+        value = int.from_bytes(param.value, "big")
+        if param.param_id != spec.id or value >> spec.bitwidth:
+            return False
+        args.append(value)
+    try:
+        info.table.insert(match, ActionCall(allowed.engine, tuple(args)), 0, trusted=True)
+    except (DuplicateEntry, TableFull):
+        return False  # nothing changed: the full path reports it in PI's words
+    return True
 
 
 def write_table_entry(config: PipelineConfig, update_type: int, entry: Any) -> None:
