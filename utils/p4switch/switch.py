@@ -120,16 +120,19 @@ class Switch:
     def receive_batch(self, port: int, frames: list[bytes]) -> None:
         """Process frames received on ``port`` (the data plane's fast path).
 
-        The trace log and pcap observers need the per-frame path; without them
-        frames go through the pipeline in chunks, under one lock each.
+        The trace log needs the per-frame path; without it frames go through
+        the pipeline in chunks, under one lock each, observers seeing each one.
         """
-        if self.log is not None or self.observers:
+        if self.log is not None:
             for frame in frames:
                 self.receive(port, frame)
             return
         stats = self.stats
         stats.received[port] = stats.received.get(port, 0) + len(frames)
-        ports, cpu_port = self.ports, self.cpu_port
+        ports, cpu_port, observers = self.ports, self.cpu_port, self.observers
+        for observer in observers:
+            for frame in frames:
+                observer.received(port, frame)
         for start in range(0, len(frames), BATCH):
             with self.lock:
                 pipeline = self.pipeline
@@ -148,6 +151,8 @@ class Switch:
                     if target is None or egress == cpu_port:
                         self.transmit(egress, data)
                     else:
+                        for observer in observers:
+                            observer.sent(egress, data)
                         target.send(data)
                 if result.digests and self.digest_sink is not None:
                     for digest in result.digests:

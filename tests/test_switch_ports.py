@@ -1,0 +1,281 @@
+"""AF_PACKET ports, the data plane loop and pcap files, in process, on real veths."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from procs import Namespaces, sh
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
+from scapy.utils import rdpcap
+
+from p4switch.io.pcap import PcapObserver
+from p4switch.io.ports import DataPlane, Port, PortError
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for veths")
+IFF_PROMISC = 0x100
+
+
+@pytest.fixture
+def veth() -> Iterator[tuple[str, str]]:
+    """A veth pair in the root namespace, up, offloads off: (switch side, peer)."""
+    a, b = f"pa{os.getpid() % 100000}", f"pb{os.getpid() % 100000}"
+    sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+    try:
+        for name in (a, b):
+            sh("sysctl", "-q", "-w", f"net.ipv6.conf.{name}.disable_ipv6=1", check=False)
+            sh("ethtool", "-K", name, "rx", "off", "tx", "off", "sg", "off", check=False)
+            sh("ip", "link", "set", name, "up")
+        yield a, b
+    finally:
+        subprocess.run(["ip", "link", "del", a], capture_output=True, check=False)
+
+
+def raw_socket(name: str) -> socket.socket:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    sock.bind((name, 0))
+    return sock
+
+
+def receive(port: Port, count: int, timeout: float = 3) -> list[bytes]:
+    """At least ``count`` frames from the ring (ring blocks retire after ~1 ms)."""
+    frames: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while len(frames) < count and time.monotonic() < deadline:
+        frames += port.receive_batch()
+        time.sleep(0.005)
+    time.sleep(0.05)
+    return frames + port.receive_batch()
+
+
+def flags(name: str) -> int:
+    return int(Path(f"/sys/class/net/{name}/flags").read_text(), 16)
+
+
+PAYLOAD = IP(src="10.0.1.1", dst="10.0.0.1") / UDP(sport=1, dport=2) / b"tagged"
+TAGGED = [  # the kernel moves the outer tag of each into metadata; it must come back
+    Ether(src="08:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=42) / PAYLOAD,
+    Ether(src="08:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff") / Dot1Q(prio=5, dei=1, vlan=4094)
+    / PAYLOAD,
+    Ether(src="08:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff") / Dot1Q(prio=3, vlan=0) / PAYLOAD,
+    Ether(src="08:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=0) / PAYLOAD,
+    Ether(src="08:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff") / Dot1AD(vlan=100)
+    / Dot1Q(vlan=7) / PAYLOAD,
+]
+
+
+def test_frames_arrive_exactly_as_sent_tags_included(veth: tuple[str, str]) -> None:
+    a, b = veth
+    port = Port(1, a)
+    try:
+        untagged = bytes(Ether(src="08:00:00:00:01:01", dst="08:00:00:00:01:00") / PAYLOAD)
+        frames = [untagged] + [bytes(f) for f in TAGGED]
+        with raw_socket(b) as sender:
+            for frame in frames:
+                sender.send(frame)
+        got = receive(port, len(frames))
+        assert got == frames
+        assert bytes(got[-1])[12:14] == b"\x88\xa8"  # the S-tag's TPID, not 0x8100
+        assert port.stats()["received"] == len(frames)
+    finally:
+        port.close()
+
+
+@pytest.mark.parametrize("size", [9000, 65535])
+def test_jumbo_frames_are_whole(veth: tuple[str, str], size: int) -> None:
+    a, b = veth
+    for name in (a, b):
+        sh("ip", "link", "set", name, "mtu", str(size - 14))
+    port = Port(1, a)
+    try:
+        frame = bytes(Ether(src="08:00:00:00:01:01", dst="08:00:00:00:01:00", type=0x88B5)) \
+            + bytes(range(256)) * ((size - 14) // 256) + bytes((size - 14) % 256)
+        assert len(frame) == size
+        with raw_socket(b) as sender:
+            sender.send(frame)
+        assert receive(port, 1) == [frame]
+        assert port.stats()["truncated"] == 0
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)) as peer:
+            peer.bind((b, 0))
+            peer.settimeout(2)
+            port.send(frame)  # and back out whole
+            assert peer.recv(70000) == frame
+    finally:
+        port.close()
+
+
+def test_a_frame_above_the_ring_is_dropped_and_counted(veth: tuple[str, str]) -> None:
+    a, b = veth
+    warnings: list[str] = []
+    port = Port(1, a, warn=warnings.append)  # MTU 1500: 64 KiB ring blocks
+    try:
+        for name in (a, b):
+            sh("ip", "link", "set", name, "mtu", "65521")
+        big = bytes(Ether(type=0x88B5)) + bytes(65521)
+        small = bytes(Ether(type=0x88B5)) + b"after"
+        with raw_socket(b) as sender:
+            sender.send(big)
+            sender.send(small)
+        assert receive(port, 1) == [small]  # never a cut frame in the pipeline
+        assert port.stats()["truncated"] == 1
+        assert len(warnings) == 1 and "65535-byte frame" in warnings[0]
+    finally:
+        port.close()
+
+
+def test_own_frames_are_not_received_back_and_promiscuous_mode(veth: tuple[str, str]) -> None:
+    a, b = veth
+    assert not flags(a) & IFF_PROMISC
+    port = Port(1, a)
+    try:
+        assert flags(a) & IFF_PROMISC
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)) as peer:
+            peer.bind((b, 0))
+            peer.settimeout(2)
+            mine = bytes(Ether(src="08:00:00:00:01:00", dst="08:00:00:00:09:09") / PAYLOAD)
+            port.send(mine)
+            assert peer.recv(2000) == mine
+            foreign = bytes(Ether(src="08:00:00:00:09:09", dst="08:00:00:00:07:07") / PAYLOAD)
+            peer.send(foreign)  # not addressed to the interface: promiscuous mode
+        assert receive(port, 1) == [foreign]
+        assert port.stats()["sent"] == 1
+    finally:
+        port.close()
+    assert not flags(a) & IFF_PROMISC  # the membership goes with the socket
+
+
+def test_send_failures_are_counted_not_raised(veth: tuple[str, str]) -> None:
+    a, _b = veth
+    port = Port(1, a)
+    try:
+        port.send(bytes(Ether() / IP() / bytes(3000)))  # above the 1500-byte MTU
+        sh("ip", "link", "set", a, "down")
+        port.send(bytes(Ether() / IP()))
+        assert port.stats()["send_errors"] == 2 and port.stats()["sent"] == 0
+    finally:
+        port.close()
+
+
+def test_a_full_ring_counts_kernel_drops(veth: tuple[str, str]) -> None:
+    a, b = veth
+    port = Port(1, a)
+    try:
+        frame = bytes(Ether(src="08:00:00:00:01:01", dst="08:00:00:00:01:00") / PAYLOAD)
+        sent = 0
+        with raw_socket(b) as sender:
+            deadline = time.monotonic() + 1.0  # well over the ring's 128 ms of traffic
+            while time.monotonic() < deadline:
+                for _ in range(1000):
+                    sender.send(frame)
+                sent += 1000
+        received = len(receive(port, 1))
+        drops = port.stats()["kernel_drops"]
+        assert received > 1000 and drops > 0
+        assert received + drops <= sent
+    finally:
+        port.close()
+
+
+def test_missing_interface_is_one_line() -> None:
+    with pytest.raises(PortError, match="^interface 'nosuch0' does not exist$"):
+        Port(1, "nosuch0")
+    with pytest.raises(PortError, match="does not exist"):
+        Port(1, "bad\0name")
+
+
+def test_offloaded_checksums_are_flagged_once(tmp_path: Path) -> None:
+    """A host stack with tx offload on leaves TCP checksums unfinished: the port
+    says so once (TCP through the switch would break)."""
+    ns = Namespaces(f"q{os.getpid() % 100000}")
+    warnings: list[str] = []
+    try:
+        name = ns.add("x", ip="10.77.0.1/24")
+        ns.run(name, "ethtool", "-K", "eth0", "tx", "on")
+        ns.run(name, "ip", "neigh", "add", "10.77.0.2", "lladdr", "08:00:00:00:07:07",
+               "dev", "eth0")
+        port = Port(1, name, warn=warnings.append)
+        try:
+            ns.run(name, "python3", "-c", "import socket; s = socket.socket(); "
+                   "s.settimeout(0.3)\ntry: s.connect(('10.77.0.2', 80))\nexcept OSError: pass")
+            frames = receive(port, 1)
+            assert any(TCP in Ether(f) for f in frames)
+            assert port.stats()["checksum_pending"] >= 1
+            assert len(warnings) == 1 and "ethtool -K" in warnings[0] and name in warnings[0]
+        finally:
+            port.close()
+    finally:
+        ns.close()
+
+
+# -- data plane loop ----------------------------------------------------------------------
+
+def test_data_plane_delivers_survives_a_failing_consumer_and_stops(
+        veth: tuple[str, str], tmp_path: Path) -> None:
+    a, b = veth
+    port = Port(3, a)
+    pcap = PcapObserver(tmp_path, {3: a})
+    delivered: list[tuple[int, bytes]] = []
+    warnings: list[str] = []
+    arrived = threading.Event()
+
+    def deliver(number: int, frames: list[bytes]) -> None:
+        for frame in frames:
+            pcap.received(number, frame)
+            if frame.endswith(b"boom"):
+                raise ValueError("boom")
+            delivered.append((number, frame))
+            if frame.endswith(b"last"):
+                arrived.set()
+
+    plane = DataPlane([port], deliver, after_round=pcap.flush, warn=warnings.append)
+    plane.start()
+    try:
+        frames = [bytes(Ether(type=0x88B5) / struct.pack("!I", i)) for i in range(50)]
+        with raw_socket(b) as sender:
+            for frame in [*frames, bytes(Ether(type=0x88B5) / b"boom")]:
+                sender.send(frame)
+            time.sleep(0.2)  # a later batch: the failed one does not stop the loop
+            sender.send(bytes(Ether(type=0x88B5) / b"last"))
+        assert arrived.wait(3)
+        assert [f for _n, f in delivered[:50]] == frames
+        assert {n for n, _f in delivered} == {3}
+        assert len(warnings) == 1 and "ValueError: boom" in warnings[0]
+        time.sleep(0.3)  # flushed after the round, while the switch runs
+        assert len(rdpcap(str(tmp_path / f"{a}_in.pcap"))) == 52
+        stats = plane.stats()
+        assert stats["dataplane"]["errors"] == 1 and stats["dataplane"]["frames"] == 52
+        assert stats["port 3"]["received"] == 52
+    finally:
+        started = time.monotonic()
+        plane.stop()
+        assert time.monotonic() - started < 1  # woken by its eventfd, not a timeout
+        port.close()
+        pcap.close()
+    assert plane._thread is not None and not plane._thread.is_alive()
+
+
+def test_pcap_files_are_classic_libpcap(tmp_path: Path) -> None:
+    pcap = PcapObserver(tmp_path / "new", {1: "s1-eth1", 2: "s1-eth2"})
+    frame = bytes(Ether(src="08:00:00:00:01:01", dst="08:00:00:00:01:00") / PAYLOAD)
+    pcap.received(1, frame)
+    pcap.sent(2, frame[:20])
+    pcap.sent(9, frame)  # a port without files (the CPU port): ignored
+    pcap.close()
+    data = (tmp_path / "new" / "s1-eth1_in.pcap").read_bytes()
+    magic, major, minor, _zone, _sigfigs, snaplen, linktype = struct.unpack("=IHHiIII",
+                                                                          data[:24])
+    assert (magic, major, minor, linktype) == (0xA1B2C3D4, 2, 4, 1) and snaplen >= 65535
+    seconds, micros, caplen, length = struct.unpack("=IIII", data[24:40])
+    assert abs(seconds - time.time()) < 5 and micros < 1_000_000
+    assert caplen == length == len(frame) and data[40:] == frame
+    assert [bytes(p) for p in rdpcap(str(tmp_path / "new" / "s1-eth2_out.pcap"))] \
+        == [frame[:20]]
+    assert len(rdpcap(str(tmp_path / "new" / "s1-eth2_in.pcap"))) == 0
