@@ -33,12 +33,14 @@ def wait_port(port: int, process: subprocess.Popen, timeout: float = 15) -> None
     raise RuntimeError(f"port {port} did not open")
 
 
-def start_switch(args: list[str], grpc_port: int, log: Path | None = None) -> subprocess.Popen:
-    """``python -m p4switch ARGS -- --grpc-server-addr 127.0.0.1:PORT``, ready to use."""
+def start_switch(args: list[str], grpc_port: int, log: Path | None = None,
+                 target: list[str] | None = None) -> subprocess.Popen:
+    """``python -m p4switch ARGS -- --grpc-server-addr 127.0.0.1:PORT TARGET``, ready to use."""
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "p4switch", *args, "--", "--grpc-server-addr",
-         f"127.0.0.1:{grpc_port}"], stdout=out, stderr=subprocess.STDOUT, env=ENV, cwd=REPO)
+         f"127.0.0.1:{grpc_port}", *(target or [])], stdout=out, stderr=subprocess.STDOUT,
+        env=ENV, cwd=REPO)
     wait_port(grpc_port, process)
     return process
 

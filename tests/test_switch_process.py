@@ -108,7 +108,7 @@ def expected_out(frame: bytes, port: int) -> bytes:
 
 
 def test_forwards_real_packets_split_by_crc16(s1) -> None:
-    ns, _connection, _process, _pcaps = s1
+    ns, _connection, _process, pcaps = s1
     sports = random.Random(7).sample(range(49152, 65536), 30)
     frames = [flow(s) for s in sports]
     listeners = {2: capture(ns, ns.names[1], 4), 3: capture(ns, ns.names[2], 4)}
@@ -120,6 +120,11 @@ def test_forwards_real_packets_split_by_crc16(s1) -> None:
         assert expected_out(frame, port) in got[port], sport
     ours = [f for port in (2, 3) for f in got[port] if TCP in Ether(f)]
     assert len(ours) == len(frames)  # nothing else, nothing twice
+    time.sleep(0.3)  # the pcap files, as BMv2 writes them, hold the same frames
+    assert [bytes(p) for p in rdpcap(str(pcaps / f"{ns.names[0]}_in.pcap"))] == frames
+    for port in (2, 3):
+        written = [bytes(p) for p in rdpcap(str(pcaps / f"{ns.names[port - 1]}_out.pcap"))]
+        assert sorted(written) == sorted(f for f in got[port] if TCP in Ether(f))
 
 
 def test_a_wrong_write_fails_with_the_right_code(s1) -> None:
@@ -149,7 +154,7 @@ def test_vlan_tag_reaches_the_pipeline_and_the_pcap(s1) -> None:
 
 
 def test_malformed_frames_then_a_valid_one(s1) -> None:
-    ns, _connection, process, _pcaps = s1
+    ns, _connection, process, pcaps = s1
     rng = random.Random(3)
     valid = flow(50000)
     junk = [valid[:n] for n in (1, 13, 14, 20, 33, 34, 40, 53)]
@@ -162,6 +167,8 @@ def test_malformed_frames_then_a_valid_one(s1) -> None:
     send_frames(ns, ns.names[0], [valid])
     assert expected_out(valid, port) in captured(listener)
     assert process.poll() is None
+    inbound = [bytes(p) for p in rdpcap(str(pcaps / f"{ns.names[0]}_in.pcap"))]
+    assert junk[-1] in inbound  # the 9000-byte frame reached the pipeline whole
 
 
 # -- command line -----------------------------------------------------------------------
@@ -201,3 +208,39 @@ def test_broken_json_and_busy_port(tmp_path: Path) -> None:
         assert len(result.stderr.strip().splitlines()) == 1
     finally:
         assert stop(first) == 0
+
+
+# -- the tutorial's basic.json (reference output of p4c) ------------------------------------
+
+def test_basic_json_forwards_untagged_ipv4_and_not_tagged(reference: Path, tmp_path: Path) -> None:
+    """basic.p4 parses IPv4 only after etherType 0x0800: the same packet with an
+    802.1Q tag reaches the pipeline tagged, is not parsed as IPv4, and goes nowhere."""
+    ns = Namespaces(f"b{os.getpid() % 10000}")
+    try:
+        h1, h2 = ns.add("a"), ns.add("b")
+        port = free_port()
+        process = start_switch([f"-i1@{h1}", f"-i2@{h2}", str(reference / "basic.json")], port,
+                               log=tmp_path / "switch.log")
+        info = P4Info.load(reference / "basic.p4info.txtpb")
+        with SwitchConnection("s1", f"127.0.0.1:{port}", p4info=info) as connection:
+            connection.become_primary()
+            connection.set_pipeline(info.proto, (reference / "basic.json").read_bytes())
+            connection.write([insert(table_entry(
+                info, "ipv4_lpm", {"hdr.ipv4.dstAddr": "10.0.2.0/24"}, "ipv4_forward",
+                {"dstAddr": "08:00:00:00:02:22", "port": 2}))])
+            packet = (Ether(src="08:00:00:00:01:11", dst="08:00:00:00:01:00")
+                      / IP(src="10.0.1.1", dst="10.0.2.2", ttl=64) / TCP(sport=1, dport=2)
+                      / b"basic")
+            tagged = (Ether(src="08:00:00:00:01:11", dst="08:00:00:00:01:00") / Dot1Q(vlan=5)
+                      / IP(src="10.0.1.1", dst="10.0.2.2", ttl=64) / TCP(sport=1, dport=2))
+            listener = capture(ns, h2, 3)
+            send_frames(ns, h1, [bytes(tagged), bytes(packet)])
+            got = captured(listener)
+        expected = packet.copy()
+        expected.src, expected.dst = "08:00:00:00:01:00", "08:00:00:00:02:22"
+        expected[IP].ttl = 63
+        del expected[IP].chksum
+        assert [f for f in got if IP in Ether(f)] == [bytes(Ether(bytes(expected)))]
+        assert stop(process) == 0
+    finally:
+        ns.close()
