@@ -279,3 +279,40 @@ def test_pcap_files_are_classic_libpcap(tmp_path: Path) -> None:
     assert [bytes(p) for p in rdpcap(str(tmp_path / "new" / "s1-eth2_out.pcap"))] \
         == [frame[:20]]
     assert len(rdpcap(str(tmp_path / "new" / "s1-eth2_in.pcap"))) == 0
+
+
+def test_a_link_going_down_or_away_is_reported_not_spun_on(veth: tuple[str, str]) -> None:
+    a, b = veth
+    port = Port(1, a)
+    warnings: list[str] = []
+    port.warn = warnings.append
+    delivered: list[bytes] = []
+    plane = DataPlane([port], lambda _n, frames: delivered.extend(frames))
+    plane.start()
+    try:
+        time.sleep(0.3)
+        sh("ip", "link", "set", a, "down")
+        time.sleep(0.2)
+        before = plane.counters.wakeups
+        time.sleep(1)
+        assert plane.counters.wakeups - before < 30  # poll sleeps again (was ~400,000/s)
+        assert warnings == [f"port 1 ({a}): the interface went down; frames are lost until "
+                            "it is up again"]
+        sh("ip", "link", "set", a, "up")
+        time.sleep(0.3)
+        frame = bytes(Ether(type=0x88B5) / b"after the link came back")
+        with raw_socket(b) as sender:
+            sender.send(frame)
+        deadline = time.monotonic() + 3
+        while frame not in delivered and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert frame in delivered
+        sh("ip", "link", "del", a)
+        time.sleep(0.3)
+        assert "deleted" in warnings[-1] and port.stats()["link_down"] == 2
+        before = plane.counters.wakeups
+        time.sleep(0.5)
+        assert plane.counters.wakeups - before < 20
+    finally:
+        plane.stop()
+        port.close()

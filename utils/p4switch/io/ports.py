@@ -119,6 +119,7 @@ class PortCounters:
         self.kernel_drops = 0
         self.truncated = 0
         self.checksum_pending = 0
+        self.link_down = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
@@ -127,7 +128,8 @@ class PortCounters:
 class Port:
     """One switch port: an RX ring socket and a TX socket on an interface.
 
-    ``warn`` receives one-line warnings (at most one per kind and port).
+    ``warn`` receives one-line warnings: the first cut frame and the first
+    offloaded checksum, and every link going down or away.
     """
 
     def __init__(self, number: int, name: str,
@@ -233,6 +235,19 @@ class Port:
         if self.warn is not None:
             self.warn(f"port {self.number} ({self.name}): {message}")
 
+    def link_event(self) -> None:
+        """The kernel flagged the RX socket (interface down or deleted): read the
+        error so poll stops reporting it, count it and say so."""
+        with contextlib.suppress(OSError):
+            self.rx.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self.counters.link_down += 1
+        try:
+            socket.if_nametoindex(self.name)
+        except OSError:
+            self._warn("the interface was deleted; the port receives nothing from now on")
+        else:
+            self._warn("the interface went down; frames are lost until it is up again")
+
     def send(self, frame: bytes) -> None:
         """Transmit ``frame``; failures (interface down, frame above the MTU,
         full queue) are counted and the frame dropped, as BMv2 does."""
@@ -326,12 +341,19 @@ class DataPlane:
     def run(self) -> None:
         """The polling loop (the thread's body); returns after ``stop()``."""
         poller = select.poll()
-        for port in self.ports:
-            poller.register(port.fileno(), select.POLLIN)
+        by_fd = {port.fileno(): port for port in self.ports}
+        for fd in by_fd:
+            poller.register(fd, select.POLLIN)
         poller.register(self._wake, select.POLLIN)
         counters = self.counters
+        failed = select.POLLERR | select.POLLHUP | select.POLLNVAL
         while not self._stop.is_set():
-            poller.poll(self.idle_ms)
+            for fd, events in poller.poll(self.idle_ms):
+                if events & failed and fd in by_fd:  # else poll would spin on it
+                    if events & select.POLLNVAL:
+                        poller.unregister(fd)
+                    else:
+                        by_fd[fd].link_event()
             counters.wakeups += 1
             busy = True
             while busy and not self._stop.is_set():  # drain every ring before sleeping
