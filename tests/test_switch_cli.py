@@ -240,3 +240,13 @@ def test_json_with_no_p4_warns_and_starts_without_a_program(tmp_path: Path) -> N
     finally:
         assert stop(process) == 0
     assert "warning: ignoring input config" in log.read_text()
+
+
+def test_without_root_the_ports_say_so_in_one_line() -> None:
+    if os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists():
+        pytest.skip("needs root and setpriv to drop to an unprivileged user")
+    result = subprocess.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                             "--clear-groups", PYTHON, "-m", "p4switch", "-i", "1@lo", "--no-p4"],
+                            capture_output=True, text=True, env=ENV, cwd=REPO, timeout=20,
+                            check=False)
+    one_line_error(result, "cannot open interface 'lo': Operation not permitted (run as root")
