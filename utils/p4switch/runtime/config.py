@@ -79,6 +79,11 @@ class TableInfo:
     profile_id: int = 0
     action_ids: dict[str, int] = field(default_factory=dict)
     single: bool = False  # one exact or LPM field: decode_match's fast path
+    fast_insert: bool = False  # single, direct and not const: insert_simple applies
+    # serialized TableAction -> validated ActionCall, shared by the entries using it
+    call_cache: dict[bytes, Any] = field(default_factory=dict)
+    # (action name, args) -> serialized TableAction, for reads
+    encoded_calls: dict[tuple[str, tuple[int, ...]], bytes] = field(default_factory=dict)
     direct_counter_id: int = 0
     direct_meter_id: int = 0
     supports_timeout: bool = False
@@ -104,6 +109,7 @@ class ExternInfo:
     size: int
     bitwidth: int = 0
     table_id: int = 0
+    unit: int = 0  # CounterSpec.Unit for counters
 
 
 @dataclass
@@ -138,6 +144,8 @@ class PipelineConfig:
         self.value_sets = self._value_sets()
         self.packet_in = self._controller_header("packet_in")
         self.packet_out = self._controller_header("packet_out")
+        # how each PRE replica's port was written (bytes of ``port``, 0: egress_port)
+        self.replica_forms: dict[tuple[str, int], list[int]] = {}
 
     # -- actions and tables ---------------------------------------------------------
     def _actions(self) -> dict[int, ActionInfo]:
@@ -151,9 +159,13 @@ class PipelineConfig:
             engine_params = dict(engine.params)
             ordered = []
             for position, param in enumerate(action.params):
-                if engine_params.get(param.name) != param.bitwidth:
-                    raise MismatchError(f"action '{name}': parameter '{param.name}' "
-                                        f"({param.bitwidth} bits) does not match the BMv2 JSON")
+                if param.name not in engine_params:
+                    raise MismatchError(f"action '{name}': parameter '{param.name}' is not in "
+                                        "the BMv2 JSON")
+                if engine_params[param.name] != param.bitwidth:
+                    raise MismatchError(f"action '{name}': parameter '{param.name}' has "
+                                        f"{param.bitwidth} bits in the P4Info, "
+                                        f"{engine_params[param.name]} in the BMv2 JSON")
                 ordered.append(ParamSpec(param.id, param.name, param.bitwidth, position))
             if len(ordered) != len(engine.params):
                 raise MismatchError(f"action '{name}' has {len(engine.params)} parameters in "
@@ -179,6 +191,14 @@ class PipelineConfig:
                     kind = "valid"
                 if kind == "optional" and key.match_kind == "ternary":
                     kind = "ternary"  # p4c writes optional fields as ternary in the JSON
+                if mf.name != key.name:
+                    raise MismatchError(f"table '{name}': match field '{mf.name}' is not in "
+                                        f"the BMv2 JSON (its key field {position + 1} is "
+                                        f"'{key.name}')")
+                if mf.bitwidth != key.bitwidth:
+                    raise MismatchError(f"table '{name}': match field '{mf.name}' has "
+                                        f"{mf.bitwidth} bits in the P4Info, {key.bitwidth} "
+                                        "in the BMv2 JSON")
                 if kind != key.match_kind:
                     raise MismatchError(f"table '{name}': match field '{mf.name}' is "
                                         f"{KIND_NAMES.get(mf.match_type, '?')} in the P4Info, "
@@ -205,6 +225,9 @@ class PipelineConfig:
                 single=len(ordered) == 1 and ordered[0].match_type in (MatchField.EXACT,
                                                                          MatchField.LPM),
                 supports_timeout=table.idle_timeout_behavior != 0)
+            info = tables[table.preamble.id]
+            info.fast_insert = info.single and not info.profile_id and not info.is_const \
+                and not engine.immutable
         return tables
 
     def _profiles(self) -> dict[int, ProfileInfo]:
@@ -228,8 +251,9 @@ class PipelineConfig:
             if obj is None:
                 raise MismatchError(f"P4Info {kind} '{name}' is not in the BMv2 JSON")
             width = entry.type_spec.bitstring.bit.bitwidth if kind == "register" else 0
+            unit = entry.spec.unit if kind == "counter" else 0
             result[entry.preamble.id] = ExternInfo(entry.preamble.id, name, obj, entry.size,
-                                                   width)
+                                                   width, unit=unit)
         return result
 
     def _direct(self, entries: Any, attribute: str) -> dict[int, ExternInfo]:
@@ -244,11 +268,13 @@ class PipelineConfig:
             for candidate in self.pipeline.program.meters.values():
                 if candidate.is_direct and candidate.binding == table.name:
                     meter = candidate
+            unit = entry.spec.unit if attribute == "direct_counter_id" else 0
             result[entry.preamble.id] = ExternInfo(entry.preamble.id, entry.preamble.name,
-                                                   meter, 0, 0, table.id)
+                                                   meter, 0, 0, table.id, unit)
         return result
 
-    def _value_sets(self) -> dict[int, tuple[Any, list[FieldSpec]]]:
+    def _value_sets(self) -> dict[int, tuple[Any, list[FieldSpec], int]]:
+        """(engine value set, its fields, its P4Info size) by P4Info id."""
         result = {}
         for value_set in self.p4info.value_sets:
             name = value_set.preamble.name
@@ -262,7 +288,7 @@ class PipelineConfig:
                      for i, mf in enumerate(value_set.match)]
             if not engine.widths:
                 engine.widths = [spec.bitwidth for spec in specs]
-            result[value_set.preamble.id] = (engine, specs)
+            result[value_set.preamble.id] = (engine, specs, value_set.size)
         return result
 
     def _controller_header(self, name: str) -> PacketMetadata | None:

@@ -14,7 +14,7 @@ from p4runtime_lib.protos import code_pb2, p4runtime_pb2, p4runtime_pb2_grpc
 from p4switch.engine import ConfigError
 from p4switch.switch import Switch
 
-from . import entities
+from . import pre, profiles, resources
 from .arbitration import Arbiter, Close, Connection, election_id
 from .config import PipelineConfig
 from .errors import (
@@ -30,44 +30,72 @@ from .errors import (
     unimplemented,
 )
 from .packetio import packet_in_message, packet_out_frame
-from .table_entries import insert_simple, read_table_entries, write_table_entry
+from .readsink import ReadSink
+from .table_entries import insert_simple, write_table_entry
+from .table_read import read_table_entries
 
 API_VERSION = "1.3.0"  # what PI's server advertises
 MAX_MESSAGE = 256 * 1024 * 1024
-READ_CHUNK = 1000  # entities per ReadResponse
 SetAction = p4runtime_pb2.SetForwardingPipelineConfigRequest
-INSERT = p4runtime_pb2.Update.INSERT
+INSERT, MODIFY = p4runtime_pb2.Update.INSERT, p4runtime_pb2.Update.MODIFY
 ResponseType = p4runtime_pb2.GetForwardingPipelineConfigRequest
 
 WRITERS = {
     "table_entry": write_table_entry,
-    "counter_entry": entities.write_counter,
-    "direct_counter_entry": entities.write_direct_counter,
-    "meter_entry": entities.write_meter,
-    "direct_meter_entry": entities.write_direct_meter,
-    "register_entry": entities.write_register,
-    "packet_replication_engine_entry": entities.write_pre,
-    "action_profile_member": entities.write_profile_member,
-    "action_profile_group": entities.write_profile_group,
-    "value_set_entry": entities.write_value_set,
+    "counter_entry": resources.write_counter,
+    "direct_counter_entry": resources.write_direct_counter,
+    "meter_entry": resources.write_meter,
+    "direct_meter_entry": resources.write_direct_meter,
+    "register_entry": resources.write_register,
+    "value_set_entry": resources.write_value_set,
+    "packet_replication_engine_entry": pre.write_pre,
+    "action_profile_member": profiles.write_profile_member,
+    "action_profile_group": profiles.write_profile_group,
 }
-
-
-def _tables(config: PipelineConfig, request: Any) -> list[p4runtime_pb2.Entity]:
-    return [p4runtime_pb2.Entity(table_entry=e) for e in read_table_entries(config, request)]
-
 
 READERS = {
-    "table_entry": _tables,
-    "counter_entry": entities.read_counters,
-    "direct_counter_entry": entities.read_direct_counters,
-    "meter_entry": entities.read_meters,
-    "register_entry": entities.read_registers,
-    "packet_replication_engine_entry": entities.read_pre,
-    "action_profile_member": entities.read_profile_members,
-    "action_profile_group": entities.read_profile_groups,
-    "value_set_entry": entities.read_value_sets,
+    "table_entry": read_table_entries,
+    "counter_entry": resources.read_counters,
+    "direct_counter_entry": resources.read_direct_counters,
+    "meter_entry": resources.read_meters,
+    "direct_meter_entry": resources.read_direct_meters,
+    "register_entry": resources.read_registers,
+    "value_set_entry": resources.read_value_sets,
+    "packet_replication_engine_entry": pre.read_pre,
+    "action_profile_member": profiles.read_profile_members,
+    "action_profile_group": profiles.read_profile_groups,
 }
+
+# What RECONCILE_AND_COMMIT carries over, in dependency order: (entity, update type,
+# read request).  Table entries bring their direct counters and meters along.
+_ALL_ENTRIES = p4runtime_pb2.TableEntry()
+_ALL_ENTRIES.counter_data.SetInParent()
+_ALL_ENTRIES.meter_config.SetInParent()
+RECONCILED = (
+    ("action_profile_member", INSERT, None),
+    ("action_profile_group", INSERT, None),
+    ("table_entry", INSERT, _ALL_ENTRIES),
+    ("packet_replication_engine_entry", INSERT, None),
+    ("counter_entry", MODIFY, None),
+    ("meter_entry", MODIFY, None),
+    ("register_entry", MODIFY, None),
+    ("value_set_entry", MODIFY, None),
+)
+
+
+def _fixed(config: PipelineConfig, entity: p4runtime_pb2.Entity) -> bool:
+    """An entry of a const table: the P4 program, not the controller, made it."""
+    if not entity.HasField("table_entry"):
+        return False
+    info = config.tables[entity.table_entry.table_id]
+    return info.is_const or info.table.immutable
+
+
+def unsupported_entity(kind: str | None) -> P4RuntimeError:
+    """PI's answer for an entity it does not handle."""
+    if kind is None:
+        return P4RuntimeError(code_pb2.UNKNOWN, "Incorrect entity type")
+    return unimplemented(f"{kind} is not supported by this switch")
 
 
 def unwrap_device_config(data: bytes) -> bytes:
@@ -190,34 +218,31 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
             writer = WRITERS.get(kind)
             try:
                 if writer is None:
-                    raise unimplemented(f"Writing {kind or 'an empty entity'} is not "
-                                        "supported")
+                    raise unsupported_entity(kind)
                 writer(config, update.type, getattr(entity, kind))
                 batch.ok()
             except P4RuntimeError as error:
                 batch.error(error)
-            except Exception as exc:  # a bug must not take the switch down
+            except Exception as exc:  # noqa: BLE001 - a bug must not take the switch down
                 batch.error(P4RuntimeError(code_pb2.INTERNAL, f"{type(exc).__name__}: {exc}"))
 
     def Read(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         try:
             self._check_device(request.device_id)
             config = self._require_config()
-            found: list[p4runtime_pb2.Entity] = []
+            sink = ReadSink()
             with self.switch.lock:
                 for entity in request.entities:
                     kind = entity.WhichOneof("entity")
                     reader = READERS.get(kind)
                     if reader is None:
-                        raise unimplemented(f"Reading {kind or 'an empty entity'} is not "
-                                            "supported")
-                    found.extend(reader(config, getattr(entity, kind)))
+                        raise unsupported_entity(kind)
+                    reader(config, getattr(entity, kind), sink)
         except P4RuntimeError as error:
             self._abort(context, error)
         except Exception as exc:  # noqa: BLE001 - reported to the client, switch keeps going
             context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-        for start in range(0, max(len(found), 1), READ_CHUNK):
-            yield p4runtime_pb2.ReadResponse(entities=found[start:start + READ_CHUNK])
+        yield from sink.responses
 
     def SetForwardingPipelineConfig(self, request: Any,  # noqa: N802
                                     context: grpc.ServicerContext) -> Any:
@@ -236,8 +261,8 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
             raise invalid("Invalid SetForwardingPipeline action")
         if action == SetAction.COMMIT:
             if self.config is None or self.committed:
-                raise precondition("No saved forwarding pipeline config to COMMIT "
-                                   "(send VERIFY_AND_SAVE first)")
+                raise not_found("No saved forwarding pipeline config to COMMIT "
+                                "(send VERIFY_AND_SAVE first)")
             self.switch.set_pipeline(self.config.pipeline)
             self.committed = True
             return
@@ -268,27 +293,29 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
             config = PipelineConfig(proto.p4info, device_config, cookie)
         except ConfigError as exc:
             raise invalid(f"Invalid forwarding pipeline config: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a JSON the engine trips over
+            raise invalid(f"Invalid forwarding pipeline config: cannot load the BMv2 JSON "
+                          f"({type(exc).__name__}: {exc})") from None
         config.original_device_config = proto.p4_device_config  # type: ignore[attr-defined]
         return config
 
     def _reconcile(self, old: PipelineConfig, new: PipelineConfig) -> None:
-        """Replay the forwarding state of ``old`` into ``new`` (all or nothing)."""
+        """Replay the forwarding state of ``old`` into ``new`` (all or nothing: ``new``
+        is not forwarding yet, so a failure leaves the switch as it was)."""
         updates = []
         with self.switch.lock:
-            for kind in ("action_profile_member", "action_profile_group", "table_entry",
-                         "packet_replication_engine_entry"):
-                request = getattr(p4runtime_pb2.Entity(), kind)
-                for entity in READERS[kind](old, request):
-                    updates.append(p4runtime_pb2.Update(type=p4runtime_pb2.Update.INSERT,
-                                                        entity=entity))
+            for kind, update_type, request in RECONCILED:
+                sink = ReadSink()
+                READERS[kind](old, request or getattr(p4runtime_pb2.Entity(), kind), sink)
+                updates.extend(p4runtime_pb2.Update(type=update_type, entity=entity)
+                               for entity in sink.entities() if not _fixed(old, entity))
             for info in old.tables.values():
                 if info.table.default is not info.table.initial_default:
-                    entries = read_table_entries(
-                        old, p4runtime_pb2.TableEntry(table_id=info.id, is_default_action=True))
-                    for entry in entries:
-                        updates.append(p4runtime_pb2.Update(
-                            type=p4runtime_pb2.Update.MODIFY,
-                            entity=p4runtime_pb2.Entity(table_entry=entry)))
+                    sink = ReadSink()
+                    read_table_entries(old, p4runtime_pb2.TableEntry(
+                        table_id=info.id, is_default_action=True), sink)
+                    updates.extend(p4runtime_pb2.Update(type=MODIFY, entity=entity)
+                                   for entity in sink.entities())
         batch = self.apply_updates(new, updates)
         if batch.failed:
             first = next(r for r in batch.results if r is not None)

@@ -15,7 +15,7 @@ from p4switch.engine import (
     TableFull,
 )
 
-from .bytestrings import canonical, to_int
+from .bytestrings import to_int
 from .config import (
     DEFAULT_ONLY,
     TABLE_ONLY,
@@ -23,7 +23,15 @@ from .config import (
     PipelineConfig,
     TableInfo,
 )
-from .errors import INVALID_ID, already_exists, denied, exhausted, invalid, not_found
+from .errors import (
+    INVALID_ID,
+    already_exists,
+    denied,
+    exhausted,
+    invalid,
+    not_found,
+    unimplemented,
+)
 
 Update = p4runtime_pb2.Update
 EXACT, LPM, TERNARY, RANGE, OPTIONAL = (MatchField.EXACT, MatchField.LPM, MatchField.TERNARY,
@@ -155,13 +163,22 @@ def decode_action(config: PipelineConfig, info: TableInfo,
     if info.profile_id:
         if entry.is_default_action:
             raise invalid(f"Cannot set / reset default action for indirect table {info.id}")
+        profile = config.profiles[info.profile_id].profile
         if kind == "action_profile_member_id":
-            return None, table_action.action_profile_member_id, None
+            member = table_action.action_profile_member_id
+            if member not in profile.members:
+                raise invalid(f"Invalid member / group id (no member {member} in "
+                              f"'{profile.name}')")
+            return None, member, None
         if kind == "action_profile_group_id":
-            return None, None, table_action.action_profile_group_id
+            group = table_action.action_profile_group_id
+            if group not in profile.groups:
+                raise invalid(f"Invalid member / group id (no group {group} in "
+                              f"'{profile.name}')")
+            return None, None, group
         if kind == "action":
             raise invalid(f"Cannot provide direct action for indirect table {info.id}")
-        raise invalid("One-shot action selector programming is not supported")
+        raise unimplemented("One-shot action selector programming is not supported")
     if kind != "action":
         raise invalid(f"Cannot provide indirect action for direct table {info.id}")
     action = table_action.action
@@ -175,13 +192,22 @@ def decode_action(config: PipelineConfig, info: TableInfo,
             raise denied("Cannot use TABLE_ONLY action as default action")
         if scope == DEFAULT_ONLY and not entry.is_default_action:
             raise denied("Cannot use DEFAULT_ONLY action in table entry")
+    return decode_params(allowed, action), None, None
+
+
+def decode_params(allowed: Any, action: Any) -> ActionCall:
+    """The engine call for ``action`` (p4.v1.Action) with PI's parameter checks."""
     specs = allowed.info
+    if len(action.params) != len(specs.ordered):
+        raise invalid(f"Unexpected number of action parameters ('{specs.name}' takes "
+                      f"{len(specs.ordered)}, got {len(action.params)})")
     by_id = specs.params
     args: list[int | None] = [None] * len(specs.ordered)
     for param in action.params:
         spec = by_id.get(param.param_id)
         if spec is None:
-            raise invalid(f"Unknown parameter id {param.param_id} for action '{specs.name}'")
+            raise invalid(f"Unknown action parameter (id {param.param_id} of "
+                          f"'{specs.name}')")
         position = spec.position
         if args[position] is not None:
             raise invalid(f"Duplicate parameter '{spec.name}' for action '{specs.name}'")
@@ -189,94 +215,137 @@ def decode_action(config: PipelineConfig, info: TableInfo,
         if value >> spec.bitwidth:
             raise invalid(f"Bytestring provided does not fit within {spec.bitwidth} bits")
         args[position] = value
-    if None in args:
-        missing = specs.ordered[args.index(None)]
-        raise invalid(f"Missing parameter '{missing.name}' for action '{specs.name}'")
-    return ActionCall(allowed.engine, tuple(args)), None, None  # type: ignore[arg-type]
+    return ActionCall(allowed.engine, tuple(args))  # type: ignore[arg-type]
+
+
+MAX_BURST = 0xFFFFFFFF  # PI keeps bursts in 32 bits
+UNLIMITED = 1 << 62  # what PI's -1 ("no limit": always green) becomes in the engine
 
 
 def decode_meter_config(config: Any) -> MeterConfig:
-    for name in ("cir", "cburst", "pir", "pburst"):
-        if getattr(config, name) < 0:
-            raise invalid(f"Negative meter {name.upper() if 'ir' in name else name}")
-    return MeterConfig(config.cir, config.cburst, config.pir, config.pburst)
+    """The engine's meter parameters, checked as PI does; -1 means no limit."""
+    for name, label in (("cir", "CIR"), ("cburst", "CBurst"), ("pir", "PIR"),
+                        ("pburst", "PBurst")):
+        if getattr(config, name) < -1:
+            raise invalid(f"Negative meter {label}")
+    if config.cburst > MAX_BURST:
+        raise unimplemented("CBurst too large")
+    if config.pburst > MAX_BURST:
+        raise unimplemented("Pburst too large")
+    return MeterConfig(*(UNLIMITED if value == -1 else value
+                         for value in (config.cir, config.cburst, config.pir, config.pburst)))
+
+
+def encode_meter_config(meter: MeterConfig, out: Any) -> None:
+    """Fill a MeterConfig message from the engine's (-1 where the write said -1)."""
+    out.cir, out.cburst, out.pir, out.pburst = (
+        -1 if value >= UNLIMITED else value
+        for value in (meter.cir, meter.cburst, meter.pir, meter.pburst))
+
+
+CALL_CACHE_LIMIT = 4096  # distinct actions remembered per table (then forgotten at once)
 
 
 def insert_simple(config: PipelineConfig, entry: Any) -> bool:
     """INSERT of the common shape -- one exact/LPM field, a direct action, nothing
     else set -- done inline; False (nothing changed) sends the update through
-    ``write_table_entry`` and its full checks instead."""
-    if len(entry.ListFields()) != 3:  # anything besides table_id, match and action
-        return False
+    ``write_table_entry`` and its full checks instead.
+
+    Batches repeat few distinct actions (all ECMP groups of one size, say), so the
+    validated call is cached under the TableAction's wire bytes: one serialisation
+    instead of decoding each parameter again.
+    """
     info = config.tables.get(entry.table_id)
-    if info is None or not info.single or info.profile_id or info.is_const \
-            or len(entry.match) != 1:
+    if info is None or not info.fast_insert or len(entry.ListFields()) != 3:
+        return False  # anything besides table_id, match and action takes the full path
+    match = entry.match
+    if len(match) != 1:
         return False
-    match = _single_field(info.ordered[0], entry.match[0])
-    if match is None:
+    key = _single_field(info.ordered[0], match[0])
+    if key is None:
         return False
-    action = entry.action.action
-    allowed = info.actions.get(action.action_id)
-    if allowed is None or allowed.scope:
-        return False
-    specs = allowed.info.ordered
-    params = action.params
-    if len(params) != len(specs):
-        return False
-    args = []
-    for param, spec in zip(params, specs):
-        value = int.from_bytes(param.value, "big")
-        if param.param_id != spec.id or value >> spec.bitwidth:
+    table_action = entry.action
+    raw = table_action.SerializeToString()
+    cache = info.call_cache
+    call = cache.get(raw)
+    if call is None:
+        call = _simple_call(info, table_action)
+        if call is None:
             return False
-        args.append(value)
+        if len(cache) >= CALL_CACHE_LIMIT:
+            cache.clear()
+        cache[raw] = call
     try:
-        info.table.insert(match, ActionCall(allowed.engine, tuple(args)), 0, trusted=True)
+        info.table.insert(key, call, 0, trusted=True)
     except (DuplicateEntry, TableFull):
         return False  # nothing changed: the full path reports it in PI's words
     return True
 
 
+def _simple_call(info: TableInfo, table_action: Any) -> ActionCall | None:
+    """The call of a well-formed direct action allowed in table entries, else None."""
+    if table_action.WhichOneof("type") != "action":
+        return None
+    action = table_action.action
+    allowed = info.actions.get(action.action_id)
+    if allowed is None or allowed.scope:
+        return None
+    specs = allowed.info.ordered
+    params = action.params
+    if len(params) != len(specs):
+        return None
+    args = []
+    for param, spec in zip(params, specs):
+        value = int.from_bytes(param.value, "big")
+        if param.param_id != spec.id or value >> spec.bitwidth:
+            return None
+        args.append(value)
+    return ActionCall(allowed.engine, tuple(args))
+
+
 def write_table_entry(config: PipelineConfig, update_type: int, entry: Any) -> None:
-    """Apply one table-entry update, raising P4RuntimeError as PI would."""
+    """Apply one table-entry update, raising P4RuntimeError as PI would (same checks,
+    same order: update type, key, action, direct resources, ageing, existence)."""
     info = config.tables.get(entry.table_id)
     if info is None:
         raise invalid(INVALID_ID)
-    table = info.table
+    if entry.HasField("time_since_last_hit"):
+        raise invalid("has_time_since_last_hit must not be set in WriteRequest")
     if update_type not in WRITE_TYPES:
         raise invalid("Update type is not set" if update_type == Update.UNSPECIFIED
                       else "Invalid update type")
-    if entry.idle_timeout_ns and not info.supports_timeout:
-        raise invalid(f"Table {info.name} does not support idle timeout")
-    if entry.HasField("time_since_last_hit"):
-        raise invalid("has_time_since_last_hit must not be set in WriteRequest")
     if entry.is_default_action:
         _write_default(config, info, update_type, entry)
         return
-    if info.is_const:
-        raise denied(f"Table '{info.name}' is const: its entries are fixed by the P4 program")
+    if update_type == Update.INSERT and not entry.HasField("action"):
+        raise invalid("'action' field must be set")
     match, priority = decode_match(info, entry)
+    table = info.table
     try:
-        if update_type == Update.INSERT:
-            if not entry.HasField("action"):
-                raise invalid("'action' field must be set")
-            call, member, group = decode_action(config, info, entry)
-            created = table.insert(match, call, priority, member=member, group=group,
-                                   trusted=True)
-            _set_entry_data(created, entry)
-        elif update_type == Update.MODIFY:
-            if not entry.HasField("action"):
-                raise invalid("'action' field must be set for non-default entries")
-            call, member, group = decode_action(config, info, entry)
+        if update_type == Update.DELETE:
             existing = table.find(match, priority)
             if existing is None:
                 raise not_found("Cannot find match entry")
-            table.modify(existing, call, member=member, group=group)
-            _set_entry_data(existing, entry)
+            _check_mutable(info)
+            table.delete(existing)
+            return
+        if not entry.HasField("action"):
+            raise invalid("'action' field must be set for non-default entries")
+        call, member, group = decode_action(config, info, entry)
+        resources = _direct_resources(info, entry)
+        _check_timeout(info, entry)
+        if update_type == Update.INSERT:
+            _check_mutable(info)
+            created = table.insert(match, call, priority, member=member, group=group,
+                                   trusted=True)
+            _set_entry_data(created, entry, resources)
         else:
             existing = table.find(match, priority)
             if existing is None:
                 raise not_found("Cannot find match entry")
-            table.delete(existing)
+            _check_mutable(info)
+            table.modify(existing, call, member=member, group=group)
+            _set_entry_data(existing, entry, resources)
     except TableFull as exc:
         raise exhausted(f"Table '{info.name}' is full ({table.max_size} entries)") from exc
     except DuplicateEntry as exc:
@@ -290,17 +359,45 @@ def write_table_entry(config: PipelineConfig, update_type: int, entry: Any) -> N
         raise invalid(str(exc)) from exc
 
 
-def _set_entry_data(created: Any, entry: Any) -> None:
-    if entry.controller_metadata or entry.metadata or entry.idle_timeout_ns:
-        created.controller_metadata = entry.controller_metadata
-        created.metadata = entry.metadata
-        created.idle_timeout_ns = entry.idle_timeout_ns
+def _check_mutable(info: TableInfo) -> None:
+    if info.is_const or info.table.immutable:
+        raise denied(f"Table '{info.name}' is const: its entries are fixed by the P4 program")
+
+
+def _check_timeout(info: TableInfo, entry: Any) -> None:
+    if entry.idle_timeout_ns < 0:
+        raise invalid("idle_timeout_ns must be a positive value")
+    if entry.idle_timeout_ns and not info.supports_timeout:
+        raise invalid("idle_timeout_ns must be set to 0 for tables which do not support "
+                      "idle timeout")
+
+
+def _direct_resources(info: TableInfo, entry: Any) -> tuple[Any, Any]:
+    """(meter config or None, counter data or None) given with the entry, checked."""
+    meter = counters = None
     if entry.HasField("meter_config"):
-        created.meter_config = decode_meter_config(entry.meter_config)
-        created.meter_state = None
+        if not info.direct_meter_id:
+            raise invalid("Table has no direct meters")
+        meter = decode_meter_config(entry.meter_config)
     if entry.HasField("counter_data"):
-        created.packets = entry.counter_data.packet_count
-        created.bytes = entry.counter_data.byte_count
+        if not info.direct_counter_id:
+            raise invalid("Table has no direct counters")
+        counters = entry.counter_data
+    return meter, counters
+
+
+def _set_entry_data(target: Any, entry: Any, resources: tuple[Any, Any]) -> None:
+    """Controller data and direct resources of an inserted or modified entry."""
+    target.controller_metadata = entry.controller_metadata
+    target.metadata = entry.metadata
+    target.idle_timeout_ns = entry.idle_timeout_ns
+    meter, counters = resources
+    if meter is not None:
+        target.meter_config = meter
+        target.meter_state = None
+    if counters is not None:
+        target.packets = counters.packet_count
+        target.bytes = counters.byte_count
 
 
 def _write_default(config: PipelineConfig, info: TableInfo, update_type: int,
@@ -328,93 +425,3 @@ def _write_default(config: PipelineConfig, info: TableInfo, update_type: int,
         raise denied(str(exc)) from exc
     except InvalidEntry as exc:
         raise invalid(str(exc)) from exc
-
-
-# -- reading ---------------------------------------------------------------------------
-
-def encode_match(info: TableInfo, entry: Any, out: Any) -> None:
-    for spec, value in zip(info.ordered, entry.match):
-        match_type = spec.match_type
-        if match_type in (EXACT, VALID):
-            out.match.add(field_id=spec.id).exact.value = canonical(value)
-        elif match_type == LPM:
-            if value[1]:
-                lpm = out.match.add(field_id=spec.id).lpm
-                lpm.value = canonical(value[0])
-                lpm.prefix_len = value[1]
-        elif match_type == TERNARY:
-            if value[1]:
-                ternary = out.match.add(field_id=spec.id).ternary
-                ternary.value = canonical(value[0])
-                ternary.mask = canonical(value[1])
-        elif match_type == RANGE:
-            if value != (0, spec.mask):
-                rng = out.match.add(field_id=spec.id).range
-                rng.low = canonical(value[0])
-                rng.high = canonical(value[1])
-        elif match_type == OPTIONAL and value[1]:
-            out.match.add(field_id=spec.id).optional.value = canonical(value[0])
-
-
-def encode_call(config: PipelineConfig, info: TableInfo, call: ActionCall, out: Any) -> None:
-    action_id = info.action_ids.get(call.action.name, 0)
-    action = out.action.action
-    action.action_id = action_id
-    specs = info.actions[action_id].info.ordered if action_id else []
-    for spec, value in zip(specs, call.args):
-        action.params.add(param_id=spec.id, value=canonical(value))
-
-
-def encode_entry(config: PipelineConfig, info: TableInfo, entry: Any,
-                 request: Any) -> p4runtime_pb2.TableEntry:
-    out = p4runtime_pb2.TableEntry(table_id=info.id)
-    encode_match(info, entry, out)
-    if info.needs_priority:
-        out.priority = entry.priority
-    if entry.call is not None:
-        encode_call(config, info, entry.call, out)
-    elif entry.member is not None:
-        out.action.action_profile_member_id = entry.member
-    elif entry.group is not None:
-        out.action.action_profile_group_id = entry.group
-    if entry.controller_metadata:
-        out.controller_metadata = entry.controller_metadata
-    if entry.metadata:
-        out.metadata = entry.metadata
-    if entry.idle_timeout_ns:
-        out.idle_timeout_ns = entry.idle_timeout_ns
-    if request.HasField("counter_data") and info.direct_counter_id:
-        out.counter_data.packet_count = entry.packets
-        out.counter_data.byte_count = entry.bytes
-    if request.HasField("meter_config") and entry.meter_config is not None:
-        meter = entry.meter_config
-        out.meter_config.cir, out.meter_config.cburst = meter.cir, meter.cburst
-        out.meter_config.pir, out.meter_config.pburst = meter.pir, meter.pburst
-    return out
-
-
-def read_table_entries(config: PipelineConfig, request: Any) -> list[p4runtime_pb2.TableEntry]:
-    """Entries matching a read request's TableEntry (table_id 0 = every table)."""
-    if request.table_id == 0:
-        infos = list(config.tables.values())
-    else:
-        infos = [table_info(config, request.table_id)]
-    results = []
-    for info in infos:
-        if request.is_default_action:
-            default = info.table.default
-            out = p4runtime_pb2.TableEntry(table_id=info.id, is_default_action=True)
-            if default is not None:
-                encode_call(config, info, default, out)
-            results.append(out)
-            continue
-        if request.match:
-            match, priority = decode_match(info, request)
-            entry = info.table.find(match, priority)
-            if entry is None:
-                raise not_found("Cannot find match entry")
-            results.append(encode_entry(config, info, entry, request))
-            continue
-        for entry in info.table.entries():
-            results.append(encode_entry(config, info, entry, request))
-    return results
