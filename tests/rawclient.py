@@ -121,3 +121,97 @@ class Client:
 
 def update(kind: int, **entity: Any) -> p4runtime_pb2.Update:
     return p4runtime_pb2.Update(type=kind, entity=p4runtime_pb2.Entity(**entity))
+
+
+# -- an in-process switch + server for the runtime tests ---------------------------------
+
+P4_DIR = Path(__file__).resolve().parent / "p4"
+
+
+class RecordingPort:
+    """A port that keeps what the switch sends (the engine and switch are real)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.frames: list[bytes] = []
+
+    def send(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+
+class Names:
+    """P4Info ids by full name, so tests read like the program."""
+
+    def __init__(self, p4info: p4info_pb2.P4Info) -> None:
+        self.p4info = p4info
+        self.ids: dict[str, int] = {}
+        for kind in ("tables", "actions", "counters", "direct_counters", "meters",
+                     "direct_meters", "registers", "action_profiles", "value_sets",
+                     "controller_packet_metadata", "digests"):
+            for item in getattr(p4info, kind):
+                self.ids[item.preamble.name] = item.preamble.id
+
+    def __getitem__(self, name: str) -> int:
+        return self.ids[name]
+
+
+def own_program(name: str) -> tuple[Names, bytes]:
+    """(P4Info names, BMv2 JSON) of tests/p4/NAME.p4's committed p4c output."""
+    return (Names(load_p4info(P4_DIR / f"{name}.p4.p4info.txtpb")),
+            (P4_DIR / f"{name}.json").read_bytes())
+
+
+class Served:
+    """A real Switch with recording ports behind a real gRPC server on 127.0.0.1."""
+
+    def __init__(self, cpu_port: int | None = None, ports: tuple[int, ...] = (1, 2, 3),
+                 device_id: int = 0) -> None:
+        from p4switch.runtime import serve
+        from p4switch.switch import Switch
+
+        self.switch = Switch(device_id=device_id, cpu_port=cpu_port)
+        self.ports = {number: RecordingPort(f"port{number}") for number in ports}
+        for number, port in self.ports.items():
+            self.switch.add_port(number, port)
+        self.server = serve(self.switch, "127.0.0.1:0")
+        self.address = f"127.0.0.1:{self.server.bound_port}"
+        self.clients: list[Client] = []
+
+    def client(self, device_id: int = 0) -> Client:
+        client = Client(self.address, device_id)
+        self.clients.append(client)
+        return client
+
+    def primary(self, names: Names, device_config: bytes, low: int = 1) -> Client:
+        """A client that became primary and pushed the program."""
+        client = self.client()
+        reply = client.become_primary(low)
+        assert reply.arbitration.status.code == 0, reply
+        client.set_pipeline(names.p4info, device_config)
+        return client
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.server.stop(0)
+
+
+def failed_write(client: Client, *updates: Any) -> list[tuple[int, str]]:
+    """(code, message) per update of a Write that must fail as a batch (gRPC UNKNOWN)."""
+    try:
+        client.write(*updates)
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.UNKNOWN, (error.code(), error.details())
+        return batch_errors(error)
+    raise AssertionError("the Write succeeded")
+
+
+def rpc_error(call: Any, *args: Any, **kwargs: Any) -> grpc.RpcError:
+    """The RpcError that ``call(*args)`` must raise."""
+    try:
+        result = call(*args, **kwargs)
+        if hasattr(result, "__iter__") and not isinstance(result, (bytes, str)):
+            list(result)
+    except grpc.RpcError as error:
+        return error
+    raise AssertionError(f"{call} did not fail")
