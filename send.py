@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Send TCP packets from this host's eth0: ./send.py 10.0.0.1 "hello" [--count N].
 
-Each packet is one flow (dport 1234, a random source port unless --sport is
-given), sent to the broadcast MAC as the tutorial's send.py does; the switch
-does not look at the destination MAC.  Prints what it sent, source ports
-included, so the hash split can be checked.
+Each packet is one flow (dport 1234, a random source port in 49152-65535,
+all distinct), sent to the broadcast MAC as the tutorial's send.py does; the
+switch does not look at the destination MAC.  --sport S fixes the source
+port (with --count N: N packets of that one flow).  Prints what it sent,
+source ports included, so the hash split can be checked; --json prints one
+JSON object instead.
 """
 
 import os
@@ -27,43 +29,71 @@ import socket  # noqa: E402
 
 from scapy.all import IP, TCP, Ether, get_if_hwaddr, get_if_list, sendp  # noqa: E402
 
+EPHEMERAL = range(49152, 65536)
+
 
 def interface() -> str:
+    """The first interface whose name contains eth0 (as the tutorial's send.py)."""
     for name in get_if_list():
         if "eth0" in name:
             return name
     sys.exit("Cannot find eth0 interface")
 
 
+def port(text: str) -> int:
+    """argparse type: a TCP port number."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
+def source_ports(count: int, fixed: int | None) -> list[int]:
+    """``count`` distinct random ephemeral ports, or ``fixed`` ``count`` times."""
+    if fixed is not None:
+        return [fixed] * count
+    return random.sample(EPHEMERAL, count)
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description="send TCP packets (one flow each)")
+    parser = argparse.ArgumentParser(description="send TCP packets (one flow each) on eth0")
     parser.add_argument("destination", help="IP address or host name, e.g. 10.0.0.1")
-    parser.add_argument("message", nargs="?", default="hello", help="payload text")
-    parser.add_argument("--count", type=int, default=1, help="number of packets / flows")
-    parser.add_argument("--sport", type=int, help="fixed source port (default: random)")
-    parser.add_argument("--dport", type=int, default=1234)
+    parser.add_argument("message", help="payload text, e.g. \"hello\"")
+    parser.add_argument("--count", type=int, default=1,
+                        help=f"number of packets, each a new flow (1-{len(EPHEMERAL)})")
+    parser.add_argument("--sport", type=port, help="fixed source port (default: random)")
+    parser.add_argument("--dport", type=port, default=1234)
+    parser.add_argument("--verbose", action="store_true", help="show2() each packet")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object with the source ports sent")
     args = parser.parse_args()
+    if not 1 <= args.count <= len(EPHEMERAL):
+        parser.error(f"--count must be between 1 and {len(EPHEMERAL)}")
     try:
         address = socket.gethostbyname(args.destination)
     except OSError:
         sys.exit(f"error: cannot resolve {args.destination}")
     iface = interface()
-    if args.sport is not None:
-        sports = [args.sport] * args.count
-    else:
-        sports = random.sample(range(49152, 65536), args.count)
+    sports = source_ports(args.count, args.sport)
     packets = [Ether(src=get_if_hwaddr(iface), dst="ff:ff:ff:ff:ff:ff")
                / IP(dst=address) / TCP(dport=args.dport, sport=sport) / args.message
                for sport in sports]
-    sendp(packets, iface=iface, verbose=False)
+    if not args.json:
+        print(f"sending on interface {iface} to {address}")
+    try:
+        sendp(packets, iface=iface, verbose=False)
+    except OSError as exc:
+        sys.exit(f"error: cannot send on {iface}: {exc.strerror or exc} (run it as root, "
+                 "e.g. from the Mininet CLI: h1 ./send.py ...)")
     if args.json:
-        print(json.dumps({"interface": iface, "destination": address, "sports": sports}))
-    else:
-        for sport in sports:
-            print(f"sent on {iface} to {address}: TCP sport={sport} dport={args.dport} "
-                  f"payload={args.message!r}")
+        print(json.dumps({"interface": iface, "destination": address, "dport": args.dport,
+                          "sports": sports}))
+        return 0
+    for packet in packets:
+        print(f"sent TCP {packet[IP].src}:{packet[TCP].sport} -> {address}:{args.dport} "
+              f"payload={args.message!r}")
+        if args.verbose:
+            packet.show2()
     return 0
 
 
