@@ -2,107 +2,147 @@
 
 1. Build the network (no CLI).  2. Send N flows from h1 to 10.0.0.1: with no
 rules, none arrive.  3. Run ./mycontroller.py.  4. Send N flows again and count
-what reaches h2 and h3.  5. Compare with the split that CRC-16 (BMv2's crc16,
-CRC-16/ARC) over each packet's 5-tuple predicts: select = crc16 % 2, 0 -> h2.
+what reaches h2 and h3.  5. Compare with the split that crc16 over each
+packet's 5-tuple predicts (see ecmp.py).  Exit status 0 only if both match.
 """
 
 from __future__ import annotations
 
 import json
-import socket
-import struct
+import selectors
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import crcmod.predefined
-
-from .network import Network, NetworkError, SwitchOptions, switch_executable
-from .state import RunState, cleanup
-from .topology import load_topology
+from .ecmp import NEXT_HOPS, VIP, predicted_split
+from .network import Network, NetworkError
 
 REPO = Path(__file__).resolve().parents[2]
-CRC16 = crcmod.predefined.mkCrcFun("crc-16")  # CRC-16/ARC, BMv2's "crc16"
-VIP = "10.0.0.1"
+READY_TIMEOUT = 20.0  # scapy's import alone takes a second or two on a busy machine
+SETTLE = 1.5  # after the last packet is sent, before the receivers stop
 
 
-def predicted_host(sport: int, src: str = "10.0.1.1", dst: str = VIP, proto: int = 6,
-                   dport: int = 1234) -> str:
-    """Where s1 sends a flow: crc16(src, dst, proto, sport, dport) % 2 -> h2 (0) or h3 (1)."""
-    key = socket.inet_aton(src) + socket.inet_aton(dst) + bytes([proto]) + \
-        struct.pack("!HH", sport, dport)
-    return "h2" if CRC16(key) % 2 == 0 else "h3"
+def start_receiver(network: Network, host: str) -> subprocess.Popen:
+    """``receive.py --json`` on ``host``, returned once it is capturing."""
+    process = network.host(host).popen([str(REPO / "receive.py"), "--json"],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       cwd=str(REPO), text=True)
+    assert process.stderr is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if selector.select(timeout=deadline - time.monotonic()):
+                line = process.stderr.readline()
+                if line.startswith("sniffing on"):
+                    return process
+                if not line:  # it exited
+                    break
+    process.kill()
+    _out, err = process.communicate()
+    raise NetworkError(f"receive.py did not start on {host}: "
+                       f"{' '.join(err.split())[-200:] or 'no output'}")
 
 
-def _receive(network: Network, host: str, seconds: float) -> subprocess.Popen:
-    return network.host(host).popen([str(REPO / "receive.py"), "--json", "--timeout",
-                                      str(seconds)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, cwd=str(REPO))
+def stop_receiver(process: subprocess.Popen) -> list[dict]:
+    """Stop a receiver (SIGTERM) and return the packets it printed."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        out, err = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+    lines = out.strip().splitlines()
+    if not lines:
+        raise NetworkError(f"receive.py printed no summary: {' '.join(err.split())[-200:]}")
+    return json.loads(lines[-1])["packets"]
 
 
-def _send(network: Network, count: int, message: str) -> list[int]:
-    output = network.host("h1").cmd(f"{REPO / 'send.py'} {VIP} {message} --count {count} --json")
-    for line in output.splitlines():
+def send_flows(network: Network, count: int, message: str) -> list[int]:
+    """``send.py VIP MESSAGE --count N --json`` on h1: the source ports it used."""
+    output = network.host("h1").run_checked(
+        f"{REPO / 'send.py'} {VIP} {message} --count {count} --json")
+    for line in reversed(output.splitlines()):
         if line.startswith("{"):
             return json.loads(line)["sports"]
-    raise NetworkError(f"send.py failed on h1: {output.strip()}")
+    raise NetworkError(f"send.py printed no summary on h1: {output.strip()[-200:]}")
 
 
 def exchange(network: Network, count: int,
              message: str) -> tuple[list[int], dict[str, list[int]]]:
     """Send ``count`` flows from h1: (source ports sent, ports h2 and h3 received)."""
-    receivers = {host: _receive(network, host, 4.0) for host in ("h2", "h3")}
-    time.sleep(1.5)  # let the sniffers start
-    sent = _send(network, count, message)
-    received = {}
-    for host, process in receivers.items():
-        out, _err = process.communicate(timeout=30)
-        data = json.loads(out.decode().strip().splitlines()[-1]) if out.strip() else {}
-        received[host] = [p["sport"] for p in data.get("packets", [])
-                          if p["payload"] == message]
+    receivers: dict[str, subprocess.Popen] = {}
+    try:
+        for host in NEXT_HOPS:
+            receivers[host] = start_receiver(network, host)
+        sent = send_flows(network, count, message)
+        time.sleep(SETTLE)
+        received = {host: [p["sport"] for p in stop_receiver(process)
+                           if p["payload"] == message]
+                    for host, process in receivers.items()}
+    finally:
+        for process in receivers.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return sent, received
 
 
-def run_demo(flows: int = 20) -> int:
-    log_dir = REPO / "logs"
-    state_path = log_dir / ".netrun-state.json"
-    cleanup(state_path, verbose=False)
-    options = SwitchOptions((REPO / "build/load_balance.json").resolve(), switch_executable(),
-                            log_dir, REPO / "pcaps", "127.0.0.1")
-    network = Network(load_topology(REPO / "topology.json"), options, RunState(state_path))
+def run_controller(network: Network) -> subprocess.CompletedProcess:
+    """./mycontroller.py, pointed at this network's switches."""
+    command = [str(REPO / "mycontroller.py")]
+    for name in network.switch_names():
+        command += ["--switch", f"{name}={network.grpc_address(name)}"]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=120,
+                          check=False)
+
+
+def compare(sent: list[int], received: dict[str, list[int]]) -> bool:
+    """Print received vs predicted per host; True if they are the same ports."""
+    predicted = predicted_split(sent)
     ok = True
+    for host in NEXT_HOPS:
+        got, want = sorted(received[host]), sorted(predicted[host])
+        match = got == want
+        print(f"  {host}: {len(got):3d} received, {len(want):3d} predicted by crc16 -> "
+              f"{'match' if match else 'MISMATCH'}")
+        if not match:
+            print(f"      unexpected sports: {sorted(set(got) - set(want))}; "
+                  f"missing: {sorted(set(want) - set(got))}")
+        ok &= match
+    return ok
+
+
+def run_demo(network: Network, flows: int = 20) -> int:
+    """The whole demonstration on a network that is not started yet; exit status."""
     try:
-        print(f"Starting the network ({' '.join(options.executable[-2:])}) ...", flush=True)
+        print(f"Starting the network ({' '.join(network.options.executable)}) ...",
+              flush=True)
         network.start()
         _sent, before = exchange(network, flows, "before")
-        arrived = len(before["h2"]) + len(before["h3"])
-        print(f"Before the controller: {flows} flows sent, {arrived} arrived "
-              f"(h2: {len(before['h2'])}, h3: {len(before['h3'])})")
-        ok &= arrived == 0
-        controller = subprocess.run([str(REPO / "mycontroller.py")], capture_output=True,
-                                    text=True, cwd=REPO, timeout=60)
+        arrived = sum(len(ports) for ports in before.values())
+        print(f"Before the controller: {flows} flows h1 -> {VIP}, {arrived} arrived "
+              f"(expected 0: the switches have no rules)", flush=True)
+        ok = arrived == 0
+        print("Running ./mycontroller.py ...", flush=True)
+        controller = run_controller(network)
         if controller.returncode != 0:
-            print(f"mycontroller.py failed:\n{controller.stderr}", file=sys.stderr)
+            print(f"error: mycontroller.py failed (exit {controller.returncode}): "
+                  f"{controller.stderr.strip() or controller.stdout.strip()}", file=sys.stderr)
             return 1
-        print("./mycontroller.py programmed s1, s2 and s3")
         sent, after = exchange(network, flows, "after")
-        predicted = {"h2": [s for s in sent if predicted_host(s) == "h2"],
-                     "h3": [s for s in sent if predicted_host(s) == "h3"]}
-        arrived = len(after["h2"]) + len(after["h3"])
-        print(f"After the controller: {flows} flows sent, {arrived} arrived")
-        for host in ("h2", "h3"):
-            match = sorted(after[host]) == sorted(predicted[host])
-            print(f"  {host}: {len(after[host]):3d} received, {len(predicted[host]):3d} "
-                  f"predicted by crc16 -> {'match' if match else 'MISMATCH'}")
-            ok &= match
-        ok &= arrived == flows
-        print("Demo " + ("passed: the split is exactly the one crc16 predicts."
-                         if ok else "FAILED."))
+        arrived = sum(len(ports) for ports in after.values())
+        print(f"After the controller: {flows} flows h1 -> {VIP}, {arrived} arrived "
+              f"(sports {min(sent)}-{max(sent)})", flush=True)
+        ok &= compare(sent, after) and arrived == flows
+        print("Demo passed: nothing before the controller, and after it exactly the split "
+              "crc16 predicts." if ok else "Demo FAILED.", flush=True)
         return 0 if ok else 1
     except NetworkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         network.stop()
-        cleanup(state_path, verbose=False)
