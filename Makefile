@@ -4,13 +4,24 @@
 #   make test   the whole test suite (needs root: namespaces, veths, Mininet)
 #   make demo   before/after the controller, without typing anything
 #   make stop   remove exactly what `make run` started
+#   make clean  stop, then remove logs/ and pcaps/
 #   make bench  benchmarks (controller, pipeline push, switch forwarding, memory)
+#
+# Variables: BMV2_SWITCH_EXE=simple_switch_grpc|p4switch|PATH picks the switch
+# (default: simple_switch_grpc when on PATH, else our p4switch); NETRUN_ARGS adds
+# runner options, e.g. NETRUN_ARGS="--grpc-host 0.0.0.0" or "--quiet-switches".
 
 PYTHON_SYS ?= /usr/bin/python3
 VENV       := .venv
 PY         := $(VENV)/bin/python
-APT_PKGS   := mininet python3-venv iproute2 ethtool net-tools netsniff-ng
-NETRUN     := PYTHONPATH=utils $(PY) -m netrun
+APT_PKGS   := mininet python3-venv iproute2 ethtool net-tools procps netsniff-ng
+# Mininet needs root: use sudo when not root and sudo exists (else netrun says so).
+SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || { command -v sudo >/dev/null && echo sudo; })
+NETRUN     := $(SUDO) env PATH="$$PATH" PYTHONPATH=utils $(PY) -m netrun
+NETRUN_ARGS ?=
+ifdef BMV2_SWITCH_EXE
+NETRUN_ARGS += --switch-exe $(BMV2_SWITCH_EXE)
+endif
 
 .PHONY: all
 all: build
@@ -22,7 +33,8 @@ $(VENV)/.ready: requirements.txt
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	$(PYTHON_SYS) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -37,15 +49,16 @@ build: setup
 
 .PHONY: run
 run: build
-	$(NETRUN) run -t topology.json -j build/load_balance.json
+	$(NETRUN) run -t topology.json -j build/load_balance.json $(NETRUN_ARGS)
 
+# Needs only Python's standard library: works even if the venv is gone.
 .PHONY: stop
 stop:
-	@if [ -x $(PY) ]; then $(NETRUN) stop; else echo "Nothing to stop."; fi
+	@$(SUDO) env PYTHONPATH=utils $(PYTHON_SYS) -m netrun stop
 
 .PHONY: demo
 demo: build
-	$(NETRUN) demo
+	$(NETRUN) demo -t topology.json -j build/load_balance.json $(NETRUN_ARGS)
 
 .PHONY: clean
 clean: stop
