@@ -174,3 +174,13 @@ def test_bad_topology_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr == ("error: switch 's1' has 'runtime_json': rules come from "
                              "./mycontroller.py in this exercise; remove it\n")
+
+
+def test_without_root_it_says_so_in_one_line(tmp_path: Path) -> None:
+    for command in ("run", "demo", "stop"):
+        result = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534",
+                                 "--clear-groups", sys.executable, "-m", "netrun", command,
+                                 "--log-dir", str(tmp_path)], capture_output=True, text=True,
+                                env=ENV, cwd=REPO, timeout=60, check=False)
+        assert (result.returncode, result.stderr) == \
+            (1, "error: Mininet needs root: run with sudo\n")

@@ -142,3 +142,15 @@ def test_ctrl_d_leaves_and_tears_down(terminal: Terminal, tmp_path: Path) -> Non
     assert terminal.wait() == 0
     assert not (tmp_path / ".netrun-state.json").exists()
     assert not Path("/sys/class/net/s1-eth2").exists()
+
+
+def test_make_stop_from_another_terminal_ends_the_cli_run(terminal: Terminal,
+                                                          tmp_path: Path) -> None:
+    terminal.read_until(PROMPT, 90)
+    stop = subprocess.run([sys.executable, "-m", "netrun", "stop", "--log-dir", str(tmp_path)],
+                          env=ENV, cwd=REPO, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert stop.returncode == 0 and f"stopped the runner (pid {terminal.pid})" in stop.stdout
+    assert terminal.wait() == 143
+    assert not (tmp_path / ".netrun-state.json").exists()
+    assert not Path("/sys/class/net/s1-eth2").exists()

@@ -17,9 +17,13 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .state import cleanup
 from .topology import TopologyError, load_topology
+
+if TYPE_CHECKING:  # Mininet is imported only once we know we are root
+    from .network import Network, SwitchOptions
 
 REPO = Path(__file__).resolve().parents[2]
 STATE_NAME = ".netrun-state.json"
@@ -33,7 +37,7 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def banner(network) -> str:  # type: ignore[no-untyped-def]  # Network, imported lazily
+def banner(network: Network) -> str:
     """The switches and hosts, then what to do next."""
     lines = [switch.describe() for switch in network.net.switches]
     lines += [host.describe() for host in network.net.hosts]
@@ -57,7 +61,7 @@ def banner(network) -> str:  # type: ignore[no-untyped-def]  # Network, imported
     return "\n".join(lines)
 
 
-def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _options(args: argparse.Namespace) -> SwitchOptions:
     from .network import SwitchOptions, switch_executable
 
     return SwitchOptions(Path(args.switch_json).resolve(),

@@ -342,14 +342,16 @@ class Network:
 
     def stop(self) -> None:
         """Stop switch processes, then Mininet (hosts, links); forget the state file."""
-        if self.net is not None:
-            net, self.net = self.net, None
-            for switch in net.switches:  # processes first: net.stop() may fail half-way
-                switch.stop_process()
-            net.stop()
-        if self.owns_state:  # whatever Mininet left (nothing, normally)
-            self.owns_state = False
-            cleanup(self.state.path, verbose=False)
+        try:
+            if self.net is not None:
+                net, self.net = self.net, None
+                for switch in net.switches:  # processes first: net.stop() may fail half-way
+                    switch.stop_process()
+                net.stop()
+        finally:
+            if self.owns_state:  # whatever Mininet left (nothing, normally)
+                self.owns_state = False
+                cleanup(self.state.path, verbose=False)
 
     def __enter__(self) -> Network:
         return self.start()
