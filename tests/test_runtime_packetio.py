@@ -1,4 +1,5 @@
-"""PacketOut / PacketIn through the CPU port over a real StreamChannel (PI's PacketIOMgr)."""
+"""Stream messages over a real StreamChannel: PacketOut / PacketIn through the CPU port
+(PI's PacketIOMgr) and digests (its DigestMgr)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import queue
 import time
 from collections.abc import Callable, Iterator
 
+import grpc
 import pytest
-from rawclient import Client, Names, Served, own_program, update
+from rawclient import Client, Names, Served, failed_write, own_program, rpc_error, update
 
 from p4runtime_lib.protos import code_pb2, p4runtime_pb2
 
 CPU_PORT = 64
+INSERT, MODIFY, DELETE = (p4runtime_pb2.Update.INSERT, p4runtime_pb2.Update.MODIFY,
+                          p4runtime_pb2.Update.DELETE)
 
 
 @pytest.fixture
@@ -72,7 +76,7 @@ def test_frames_for_the_cpu_port_reach_the_primary_as_packet_in(
     entry = p4runtime_pb2.TableEntry(table_id=names["MyIngress.fwd"])
     entry.match.add(field_id=1).exact.value = (0xCC).to_bytes(6, "big")
     entry.action.action.action_id = names["MyIngress.to_cpu"]
-    client.write(update(p4runtime_pb2.Update.INSERT, table_entry=entry))
+    client.write(update(INSERT, table_entry=entry))
     frame = tagged(0xCC)
     served.switch.receive(3, frame)
     packet = next_message(client).packet
@@ -130,3 +134,107 @@ def test_switch_without_cpu_port_reports_packet_out() -> None:
         assert "--cpu-port" in error.message
     finally:
         running.close()
+
+
+# -- digests ------------------------------------------------------------------------------
+
+def learn_entry(names: Names) -> p4runtime_pb2.TableEntry:
+    entry = p4runtime_pb2.TableEntry(table_id=names["MyIngress.fwd"])
+    entry.match.add(field_id=1).exact.value = (0xDD).to_bytes(6, "big")
+    entry.action.action.action_id = names["MyIngress.learn"]
+    entry.action.action.params.add(param_id=1, value=b"\x02")
+    return entry
+
+
+def digest_config(names: Names, max_timeout_ns: int = 0, max_list_size: int = 0,
+                  ack_timeout_ns: int = 0) -> p4runtime_pb2.DigestEntry:
+    entry = p4runtime_pb2.DigestEntry(digest_id=names["learn_t"])
+    entry.config.max_timeout_ns = max_timeout_ns
+    entry.config.max_list_size = max_list_size
+    entry.config.ack_timeout_ns = ack_timeout_ns
+    return entry
+
+
+def learned(message: p4runtime_pb2.StreamMessageResponse) -> list[tuple[bytes, ...]]:
+    return [tuple(member.bitstring for member in data.struct.members)
+            for data in message.digest.data]
+
+
+def test_digests_are_sent_once_configured(served: Served,
+                                          replicate: tuple[Client, Names]) -> None:
+    client, names = replicate
+    client.write(update(INSERT, table_entry=learn_entry(names)))
+    frame = tagged(0xDD)  # source MAC 00:00:00:00:00:01
+    served.switch.receive(3, frame)
+    with pytest.raises(queue.Empty):  # not configured: nothing is sent
+        client.stream.receive(timeout=0.3)
+    client.write(update(INSERT, digest_entry=digest_config(names)))
+    served.switch.receive(3, frame)
+    served.switch.receive(1, frame)
+    first, second = next_message(client), next_message(client)
+    assert (first.digest.digest_id, first.digest.list_id, second.digest.list_id) == \
+        (names["learn_t"], 1, 2)
+    assert learned(first) == [(b"\x01", b"\x03")] and learned(second) == [(b"\x01", b"\x01")]
+    # two samples per list
+    client.write(update(MODIFY, digest_entry=digest_config(names, max_timeout_ns=10**10,
+                                                           max_list_size=2)))
+    served.switch.receive(2, frame)
+    with pytest.raises(queue.Empty):
+        client.stream.receive(timeout=0.3)
+    served.switch.receive(3, frame)
+    assert learned(next_message(client)) == [(b"\x01", b"\x02"), (b"\x01", b"\x03")]
+    # or whatever max_timeout_ns gathered
+    client.write(update(MODIFY, digest_entry=digest_config(names, max_timeout_ns=50_000_000,
+                                                           max_list_size=100)))
+    served.switch.receive(2, frame)
+    assert learned(next_message(client)) == [(b"\x01", b"\x02")]
+    (read,) = client.read(p4runtime_pb2.Entity(digest_entry=p4runtime_pb2.DigestEntry(
+        digest_id=names["learn_t"])))
+    assert read.digest_entry == digest_config(names, max_timeout_ns=50_000_000,
+                                              max_list_size=100)
+
+
+def test_a_digest_sample_waits_for_its_ack(served: Served,
+                                           replicate: tuple[Client, Names]) -> None:
+    client, names = replicate
+    client.write(update(INSERT, table_entry=learn_entry(names)),
+                 update(INSERT, digest_entry=digest_config(names, ack_timeout_ns=10**10)))
+    frame = tagged(0xDD)
+    served.switch.receive(3, frame)
+    first = next_message(client)
+    served.switch.receive(3, frame)  # the same sample, not acknowledged yet: suppressed
+    with pytest.raises(queue.Empty):
+        client.stream.receive(timeout=0.3)
+    ack = p4runtime_pb2.StreamMessageRequest()
+    ack.digest_ack.digest_id, ack.digest_ack.list_id = names["learn_t"], first.digest.list_id
+    client.stream.send(ack)
+    wait_for(lambda: not served.server.servicer.config.digests  # type: ignore[attr-defined]
+             .digests[names["learn_t"]].sent)
+    served.switch.receive(3, frame)
+    assert learned(next_message(client)) == [(b"\x01", b"\x03")]
+    ack.digest_ack.digest_id = 12345
+    client.stream.send(ack)
+    error = next_message(client).error
+    assert (error.canonical_code, error.message) == (code_pb2.INVALID_ARGUMENT,
+                                                     "12345 is not a valid digest id")
+    assert error.digest_list_ack.digest_list_ack == ack.digest_ack
+
+
+def test_digest_entry_errors(replicate: tuple[Client, Names]) -> None:
+    client, names = replicate
+    unknown = p4runtime_pb2.DigestEntry(digest_id=7)
+    errors = failed_write(client, update(MODIFY, digest_entry=digest_config(names)),
+                          update(INSERT, digest_entry=digest_config(names)),
+                          update(INSERT, digest_entry=digest_config(names)),
+                          update(INSERT, digest_entry=unknown),
+                          update(DELETE, digest_entry=digest_config(names)),
+                          update(DELETE, digest_entry=digest_config(names)))
+    digest_id = names["learn_t"]
+    assert errors == [(code_pb2.NOT_FOUND, f"Digest {digest_id} not configured"),
+                      (code_pb2.OK, ""),
+                      (code_pb2.ALREADY_EXISTS, f"Digest {digest_id} already configured"),
+                      (code_pb2.NOT_FOUND, "7 is not a valid digest id"),
+                      (code_pb2.OK, ""),
+                      (code_pb2.NOT_FOUND, f"Digest {digest_id} not configured")]
+    error = rpc_error(client.read, p4runtime_pb2.Entity(digest_entry=p4runtime_pb2.DigestEntry()))
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED

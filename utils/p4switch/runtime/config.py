@@ -14,6 +14,8 @@ from typing import Any
 from p4runtime_lib.protos import p4info_pb2
 from p4switch.engine import ActionDef, ConfigError, MatchTable, Pipeline
 
+from .digests import DigestManager
+
 MatchField = p4info_pb2.MatchField
 ENGINE_KINDS = {
     MatchField.EXACT: "exact", MatchField.LPM: "lpm", MatchField.TERNARY: "ternary",
@@ -146,6 +148,7 @@ class PipelineConfig:
         self.packet_out = self._controller_header("packet_out")
         # how each PRE replica's port was written (bytes of ``port``, 0: egress_port)
         self.replica_forms: dict[tuple[str, int], list[int]] = {}
+        self.digests = DigestManager(p4info)
 
     # -- actions and tables ---------------------------------------------------------
     def _actions(self) -> dict[int, ActionInfo]:
@@ -297,3 +300,43 @@ class PipelineConfig:
                 return PacketMetadata([(m.id, m.name, m.bitwidth) for m in header.metadata])
         return None
 
+
+def unwrap_device_config(data: bytes) -> bytes:
+    """The BMv2 JSON inside a legacy ``p4.tmp.P4DeviceConfig``, or ``data`` itself.
+
+    P4DeviceConfig is {bool reassign = 1; Extras extras = 2; bytes device_data = 3}.
+    Its module ships only with PI's own build, so the wire format is read here;
+    raw JSON starts with '{' or whitespace, never a valid field tag of it.
+    """
+    position, device_data, end = 0, None, len(data)
+    try:
+        while position < end:
+            tag, position = _varint(data, position)
+            field, wire = tag >> 3, tag & 7
+            if field == 1 and wire == 0:
+                _value, position = _varint(data, position)
+            elif field in (2, 3) and wire == 2:
+                length, position = _varint(data, position)
+                if position + length > end:
+                    return data
+                if field == 3:
+                    device_data = data[position:position + length]
+                position += length
+            else:
+                return data
+    except IndexError:
+        return data
+    return device_data if device_data is not None else data
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, position
+        shift += 7
+        if shift > 63:
+            raise IndexError("varint too long")

@@ -16,7 +16,7 @@ from p4switch.switch import Switch
 
 from . import pre, profiles, resources
 from .arbitration import Arbiter, Close, Connection, election_id
-from .config import PipelineConfig
+from .config import PipelineConfig, unwrap_device_config
 from .errors import (
     NO_PIPELINE,
     NOT_PRIMARY,
@@ -51,6 +51,7 @@ WRITERS = {
     "packet_replication_engine_entry": pre.write_pre,
     "action_profile_member": profiles.write_profile_member,
     "action_profile_group": profiles.write_profile_group,
+    "digest_entry": lambda config, update_type, entry: config.digests.write(update_type, entry),
 }
 
 READERS = {
@@ -64,17 +65,23 @@ READERS = {
     "packet_replication_engine_entry": pre.read_pre,
     "action_profile_member": profiles.read_profile_members,
     "action_profile_group": profiles.read_profile_groups,
+    "digest_entry": lambda config, request, sink: config.digests.read(request, sink),
 }
 
+def _entries_with_resources() -> p4runtime_pb2.TableEntry:
+    """A read of every table entry with its direct counters and meters."""
+    request = p4runtime_pb2.TableEntry()
+    request.counter_data.SetInParent()
+    request.meter_config.SetInParent()
+    return request
+
+
 # What RECONCILE_AND_COMMIT carries over, in dependency order: (entity, update type,
-# read request).  Table entries bring their direct counters and meters along.
-_ALL_ENTRIES = p4runtime_pb2.TableEntry()
-_ALL_ENTRIES.counter_data.SetInParent()
-_ALL_ENTRIES.meter_config.SetInParent()
+# read request maker or None for "all").
 RECONCILED = (
     ("action_profile_member", INSERT, None),
     ("action_profile_group", INSERT, None),
-    ("table_entry", INSERT, _ALL_ENTRIES),
+    ("table_entry", INSERT, _entries_with_resources),
     ("packet_replication_engine_entry", INSERT, None),
     ("counter_entry", MODIFY, None),
     ("meter_entry", MODIFY, None),
@@ -98,47 +105,6 @@ def unsupported_entity(kind: str | None) -> P4RuntimeError:
     return unimplemented(f"{kind} is not supported by this switch")
 
 
-def unwrap_device_config(data: bytes) -> bytes:
-    """The BMv2 JSON inside a legacy ``p4.tmp.P4DeviceConfig``, or ``data`` itself.
-
-    P4DeviceConfig is {bool reassign = 1; Extras extras = 2; bytes device_data = 3}.
-    Its module ships only with PI's own build, so the wire format is read here;
-    raw JSON starts with '{' or whitespace, never a valid field tag of it.
-    """
-    position, device_data, end = 0, None, len(data)
-    try:
-        while position < end:
-            tag, position = _varint(data, position)
-            field, wire = tag >> 3, tag & 7
-            if field == 1 and wire == 0:
-                _value, position = _varint(data, position)
-            elif field in (2, 3) and wire == 2:
-                length, position = _varint(data, position)
-                if position + length > end:
-                    return data
-                if field == 3:
-                    device_data = data[position:position + length]
-                position += length
-            else:
-                return data
-    except IndexError:
-        return data
-    return device_data if device_data is not None else data
-
-
-def _varint(data: bytes, position: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[position]
-        position += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, position
-        shift += 7
-        if shift > 63:
-            raise IndexError("varint too long")
-
-
 class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
     """Serves one switch (one device id)."""
 
@@ -149,6 +115,7 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
         self.committed = True  # False between VERIFY_AND_SAVE and COMMIT
         self._config_lock = threading.Lock()
         switch.packet_in = self._packet_in
+        switch.digest_sink = self._digest
 
     # -- checks -----------------------------------------------------------------
     def _check_device(self, device_id: int) -> None:
@@ -271,7 +238,10 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
             return
         if action == SetAction.RECONCILE_AND_COMMIT and self.config is not None:
             self._reconcile(self.config, config)
+        config.digests.send = self._to_primary
         with self.switch.lock:
+            if self.config is not None:
+                self.config.digests.close()
             self.config = config
             if action == SetAction.VERIFY_AND_SAVE:
                 self.committed = False
@@ -304,9 +274,11 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
         is not forwarding yet, so a failure leaves the switch as it was)."""
         updates = []
         with self.switch.lock:
-            for kind, update_type, request in RECONCILED:
+            for kind, update_type, make_request in RECONCILED:
                 sink = ReadSink()
-                READERS[kind](old, request or getattr(p4runtime_pb2.Entity(), kind), sink)
+                request = make_request() if make_request else getattr(p4runtime_pb2.Entity(),
+                                                                      kind)
+                READERS[kind](old, request, sink)
                 updates.extend(p4runtime_pb2.Update(type=update_type, entity=entity)
                                for entity in sink.entities() if not _fixed(old, entity))
             for info in old.tables.values():
@@ -370,6 +342,8 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
                     self._arbitration(connection, request.arbitration)
                 elif kind == "packet":
                     self._packet_out(connection, request.packet)
+                elif kind == "digest_ack":
+                    self._digest_ack(connection, request.digest_ack)
         except P4RuntimeError as error:
             connection.close(error)
             return
@@ -416,12 +390,37 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
 
     def _packet_in(self, frame: bytes) -> None:
         config = self.config
-        primary = self.arbiter.primary()
-        if config is None or primary is None:
+        if config is None:
             return
         message = packet_in_message(config.packet_in, frame)
         if message is not None:
+            self._to_primary(message)
+
+    def _to_primary(self, message: p4runtime_pb2.StreamMessageResponse) -> None:
+        """Packet-ins and digests go to the primary only, as in PI."""
+        primary = self.arbiter.primary()
+        if primary is not None:
             primary.send(message)
+
+    def _digest(self, _digest_id: int, name: str, values: list[int]) -> None:
+        config = self.config
+        if config is not None and self.committed:
+            config.digests.learn(name, values)
+
+    def _digest_ack(self, connection: Connection, ack: Any) -> None:
+        config = self.config
+        if connection.election_id is None or self.arbiter.primary() is not connection \
+                or config is None:
+            return  # PI: only the primary's acks count
+        try:
+            config.digests.ack(ack)
+        except P4RuntimeError as error:
+            response = p4runtime_pb2.StreamMessageResponse()
+            response.error.canonical_code = error.code
+            response.error.message = error.message
+            response.error.space = "ALL-sswitch-p4org"
+            response.error.digest_list_ack.digest_list_ack.CopyFrom(ack)
+            connection.send(response)
 
 
 class ServeError(RuntimeError):
