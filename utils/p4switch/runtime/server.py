@@ -68,6 +68,7 @@ READERS = {
     "digest_entry": lambda config, request, sink: config.digests.read(request, sink),
 }
 
+
 def _entries_with_resources() -> p4runtime_pb2.TableEntry:
     """A read of every table entry with its direct counters and meters."""
     request = p4runtime_pb2.TableEntry()
@@ -143,16 +144,17 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
         return p4runtime_pb2.CapabilitiesResponse(p4runtime_api_version=API_VERSION)
 
     def Write(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        try:
-            self._check_device(request.device_id)
-            self._check_primary(request)
-            if request.atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
-                raise unimplemented("Support for atomic write modes has not been "
-                                    "implemented yet")
-            config = self._require_config()
-        except P4RuntimeError as error:
-            self._abort(context, error)
-        batch = self.apply_updates(config, request.updates)
+        with self.switch.lock:  # the config cannot change under a batch
+            try:
+                self._check_device(request.device_id)
+                self._check_primary(request)
+                config = self._require_config()
+                if request.atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
+                    raise unimplemented("Support for atomic write modes has not been "
+                                        "implemented yet")
+            except P4RuntimeError as error:
+                self._abort(context, error)
+            batch = self.apply_updates(config, request.updates)
         if batch.failed:
             abort_with_status(context, batch.status())
         return p4runtime_pb2.WriteResponse()
@@ -341,15 +343,28 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
                 if kind == "arbitration":
                     self._arbitration(connection, request.arbitration)
                 elif kind == "packet":
-                    self._packet_out(connection, request.packet)
+                    self._guarded(connection, self._packet_out, request.packet)
                 elif kind == "digest_ack":
-                    self._digest_ack(connection, request.digest_ack)
-        except P4RuntimeError as error:
+                    self._guarded(connection, self._digest_ack, request.digest_ack)
+        except P4RuntimeError as error:  # arbitration errors end the stream, as in PI
             connection.close(error)
             return
         except Exception:  # noqa: BLE001 - the client went away or cancelled
             pass
         connection.close()
+
+    @staticmethod
+    def _guarded(connection: Connection, handler: Any, message: Any) -> None:
+        """Run a stream message's handler; a bug becomes a stream error, not a dead stream."""
+        try:
+            handler(connection, message)
+        except Exception as exc:  # noqa: BLE001 - reported to the client, stream goes on
+            response = p4runtime_pb2.StreamMessageResponse()
+            response.error.canonical_code = code_pb2.INTERNAL
+            response.error.message = f"{type(exc).__name__}: {exc}"
+            response.error.space = "ALL-sswitch-p4org"
+            response.error.other.SetInParent()
+            connection.send(response)
 
     def _arbitration(self, connection: Connection, update: Any) -> None:
         if connection.device_id is not None and update.device_id != connection.device_id:
