@@ -166,6 +166,25 @@ def test_a_busy_port_or_interface_is_refused_in_one_line(tmp_path: Path) -> None
     assert not Path("/sys/class/net/s1-eth1").exists()
 
 
+def test_a_link_left_by_a_run_nobody_stopped_is_replaced(tmp_path: Path) -> None:
+    """A killed session leaves s1-eth2--s2-eth2 (both ends in the root namespace) and
+    no state file here: exactly our link, so the next run removes it and starts."""
+    subprocess.run(["ip", "link", "add", "s1-eth2", "type", "veth", "peer", "name",
+                    "s2-eth2"], check=True)
+    started = None
+    try:
+        started = Run(tmp_path)
+        assert "netrun: removed link s1-eth2--s2-eth2 that an earlier run left behind" \
+            in started.output
+    finally:
+        if started is not None:
+            started.process.send_signal(signal.SIGTERM)
+            started.process.wait(timeout=30)
+        else:
+            subprocess.run(["ip", "link", "del", "s1-eth2"], check=False)
+    started.nothing_left()
+
+
 def test_bad_topology_is_one_line(tmp_path: Path) -> None:
     topo = tmp_path / "topology.json"
     topo.write_text(json.dumps({"hosts": {}, "switches": {"s1": {"runtime_json": "x"}},

@@ -79,6 +79,21 @@ def switch_executable(choice: str | None = None) -> list[str]:
     return [str(venv) if venv.exists() else sys.executable, "-m", "p4switch"]
 
 
+def _sysfs_int(interface: str, attribute: str) -> int | None:
+    try:
+        return int(Path(f"/sys/class/net/{interface}/{attribute}").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def veth_pair(first: str, second: str) -> bool:
+    """True if ``first`` and ``second`` are the two ends of one veth in this namespace."""
+    ends = [(_sysfs_int(name, "ifindex"), _sysfs_int(name, "iflink"))
+            for name in (first, second)]
+    (index_a, peer_a), (index_b, peer_b) = ends
+    return None not in (index_a, index_b) and peer_a == index_b and peer_b == index_a
+
+
 def loopback_for(host: str) -> str:
     """Where to connect to a server bound to ``host`` (a wildcard means loopback)."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
@@ -273,6 +288,11 @@ class Network:
             if port_in_use(self.options.grpc_host, port):
                 raise NetworkError(f"gRPC port {port} for {name} is already in use: is "
                                    "another network or switch running? ('make stop')")
+        for pair in self.topology.switch_links():
+            if veth_pair(*pair):  # a killed run's switch-to-switch link: exactly ours
+                subprocess.run(["ip", "link", "del", pair[0]], check=False)
+                print(f"netrun: removed link {pair[0]}--{pair[1]} that an earlier run left "
+                      "behind", file=sys.stderr)
         for name in self.topology.switch_interfaces():
             if Path(f"/sys/class/net/{name}").exists():
                 raise NetworkError(f"interface {name} already exists (left by a run that "

@@ -63,6 +63,11 @@ class Topology:
         return [f"{name}-eth{port}" for name in sorted(self.switches, key=natural_key)
                 for port in self.switch_ports(name)]
 
+    def switch_links(self) -> list[tuple[str, str]]:
+        """Switch-to-switch links as their two root-namespace interface names."""
+        return [(f"{a.node}-eth{a.port}", f"{b.node}-eth{b.port}") for a, b in self.links
+                if a.port is not None and b.port is not None]
+
 
 def natural_key(name: str) -> tuple[str, int]:
     """Sort key putting s2 before s10 (Mininet's natural order)."""
