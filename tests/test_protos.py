@@ -85,3 +85,29 @@ def test_both_backends_encode_the_same_bytes() -> None:
     (upb_backend, upb_bytes), (py_backend, py_bytes) = upb.stdout.split(), python.stdout.split()
     assert (upb_backend, py_backend) == ("upb", "python")
     assert upb_bytes == py_bytes
+
+
+def test_the_one_line_read_gives_the_blob_a_full_parse_gives() -> None:
+    """The fast path (evaluating only the ``serialized_pb=`` line) must agree with
+    parsing the whole installed module, for every old-style module of the wheel."""
+    import ast
+    import importlib.util
+
+    from p4runtime_lib.protos import _stale_descriptor_blob
+
+    names = ["p4.v1.p4runtime_pb2", "p4.v1.p4data_pb2", "p4.config.v1.p4info_pb2",
+             "p4.config.v1.p4types_pb2"]
+    checked = 0
+    for name in names:
+        origin = importlib.util.find_spec(name).origin
+        source = Path(origin).read_text(encoding="utf-8")
+        fast = _stale_descriptor_blob(source)
+        if fast is None:  # a newer wheel in the modern style: nothing to rebuild
+            continue
+        call = next(node.value for node in ast.parse(source).body
+                    if isinstance(node, ast.Assign) and any(
+                        isinstance(t, ast.Name) and t.id == "DESCRIPTOR" for t in node.targets))
+        full = next(ast.literal_eval(k.value) for k in call.keywords if k.arg == "serialized_pb")
+        assert fast == full, name
+        checked += 1
+    assert checked == len(names)
