@@ -84,19 +84,24 @@ def action_message(info: P4Info, action: Any, params: Mapping[str, Any] | None =
                    ) -> p4runtime_pb2.Action:
     """A p4.v1.Action with every parameter given exactly once."""
     action = info.action(action) if isinstance(action, str | int) else action
-    given = dict(params or {})
-    for extra in given:
-        if extra not in {p.name for p in action.params}:
-            info.param(action, extra)  # raises with "did you mean ...?"
+    given = params or {}
+    if len(given) != len(action.params):
+        names = {p.name for p in action.params}
+        for extra in given:
+            if extra not in names:
+                info.param(action, extra)  # raises with "did you mean ...?"
     message = p4runtime_pb2.Action(action_id=action.preamble.id)
+    add = message.params.add
     for spec in action.params:
-        if spec.name not in given:
-            raise EntryError(f"action '{action.preamble.name}' needs parameter '{spec.name}' "
+        name = spec.name
+        if name not in given:
+            for extra in given:  # a misspelt name explains the missing one best
+                info.param(action, extra)
+            raise EntryError(f"action '{action.preamble.name}' needs parameter '{name}' "
                              f"({spec.bitwidth} bits)", "its parameters: "
                              + ", ".join(p.name for p in action.params))
-        what = f"parameter '{spec.name}' of '{action.preamble.name}'"
-        message.params.add(param_id=spec.id, value=encode(given[spec.name], spec.bitwidth,
-                                                          what))
+        add(param_id=spec.id, value=encode(given[name], spec.bitwidth,
+                                           f"parameter '{name}' of '{action.preamble.name}'"))
     return message
 
 

@@ -127,6 +127,7 @@ class P4Info:
         self._fields: dict[int, NameIndex] = {}
         self._params: dict[int, NameIndex] = {}
         self._actions: dict[int, NameIndex] = {}
+        self._table_actions: dict[tuple[int, str | int], tuple[Any, Any]] = {}
 
     # -- loading -------------------------------------------------------------
     @classmethod
@@ -257,6 +258,9 @@ class P4Info:
         ``MyIngress.drop`` in an ingress table even though ``MyEgress.drop`` exists.
         """
         table = self._resolve(table, self.table)
+        known = self._table_actions.get((table.preamble.id, key))
+        if known is not None:  # resolved before: the same answer, without the lookups
+            return known
         refs = {ref.id: ref for ref in table.action_refs}
         allowed = [self.action(ref.id) for ref in table.action_refs]
         names = [a.preamble.name for a in allowed]
@@ -273,7 +277,9 @@ class P4Info:
             raise P4InfoError(f"action '{action.preamble.name}' is not allowed in table "
                               f"'{table.preamble.name}'", "allowed: " + ", ".join(names),
                               suggestions=names) from None
-        return action, refs[action.preamble.id]
+        found = action, refs[action.preamble.id]
+        self._table_actions[(table.preamble.id, key)] = found
+        return found
 
     @staticmethod
     def _resolve(obj: Any, lookup: Any) -> Any:
