@@ -145,7 +145,10 @@ def main(args: argparse.Namespace) -> None:
         for sw in connections:
             sw.set_pipeline(p4info, bmv2_json)
             print(f"Installed P4 program using SetForwardingPipelineConfig on {sw.name}")
-            updates = switch_updates(p4info, sw.name)
+            try:
+                updates = switch_updates(p4info, sw.name)
+            except ControllerError as error:  # a P4Info without the helpers' names or widths
+                raise ControllerError(f"{sw.name}: {error.message}", error.hint) from None
             sw.write(updates)  # ONE batched WriteRequest per switch
             print(f"Installed {len(updates)} rules on {sw.name} in one WriteRequest")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -107,3 +108,30 @@ class Namespaces:
             subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         self.names.clear()
+
+
+def send_frames(ns: Namespaces, name: str, frames: list[bytes]) -> None:
+    """Send raw frames out of ``eth0`` in namespace ``name`` (scapy)."""
+    code = ("import sys\nfrom scapy.all import sendp, Raw\n"
+            f"frames = [bytes.fromhex(h) for h in {[f.hex() for f in frames]!r}]\n"
+            "sendp([Raw(f) for f in frames], iface='eth0', verbose=False)\n")
+    result = ns.run(name, sys.executable, "-c", code)
+    assert result.returncode == 0, result.stderr
+
+
+def capture(ns: Namespaces, name: str, seconds: float) -> subprocess.Popen:
+    """Sniff ``eth0`` in namespace ``name`` for ``seconds``; returns once sniffing."""
+    code = ("import json, time\nfrom scapy.all import AsyncSniffer\n"
+            "s = AsyncSniffer(iface='eth0', store=True)\ns.start()\n"
+            "print('ready', flush=True)\n"
+            f"time.sleep({seconds})\nframes = s.stop()\n"
+            "print(json.dumps([bytes(f).hex() for f in frames]))\n")
+    process = ns.popen(name, sys.executable, "-c", code)
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def captured(process: subprocess.Popen) -> list[bytes]:
+    """The frames a ``capture`` process saw."""
+    out, err = process.communicate(timeout=30)
+    return [bytes.fromhex(h) for h in json.loads(out.strip().splitlines()[-1])]

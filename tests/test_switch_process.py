@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
@@ -13,7 +12,16 @@ from pathlib import Path
 
 import crcmod.predefined
 import pytest
-from procs import REPO, Namespaces, free_port, start_switch, stop
+from procs import (
+    REPO,
+    Namespaces,
+    capture,
+    captured,
+    free_port,
+    send_frames,
+    start_switch,
+    stop,
+)
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.utils import rdpcap
@@ -29,30 +37,6 @@ from p4runtime_lib import (
 CRC16 = crcmod.predefined.mkCrcFun("crc-16")
 PYTHON = sys.executable
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
-
-
-def send_frames(ns: Namespaces, name: str, frames: list[bytes]) -> None:
-    code = ("import sys\nfrom scapy.all import sendp, Raw\n"
-            f"frames = [bytes.fromhex(h) for h in {[f.hex() for f in frames]!r}]\n"
-            "sendp([Raw(f) for f in frames], iface='eth0', verbose=False)\n")
-    result = ns.run(name, PYTHON, "-c", code)
-    assert result.returncode == 0, result.stderr
-
-
-def capture(ns: Namespaces, name: str, seconds: float) -> subprocess.Popen:
-    code = ("import json, time\nfrom scapy.all import AsyncSniffer\n"
-            "s = AsyncSniffer(iface='eth0', store=True)\ns.start()\n"
-            "print('ready', flush=True)\n"
-            f"time.sleep({seconds})\nframes = s.stop()\n"
-            "print(json.dumps([bytes(f).hex() for f in frames]))\n")
-    process = ns.popen(name, PYTHON, "-c", code)
-    assert process.stdout.readline().strip() == "ready"
-    return process
-
-
-def captured(process: subprocess.Popen) -> list[bytes]:
-    out, err = process.communicate(timeout=30)
-    return [bytes.fromhex(h) for h in json.loads(out.strip().splitlines()[-1])]
 
 
 @pytest.fixture

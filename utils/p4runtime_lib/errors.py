@@ -159,14 +159,23 @@ def describe(error: grpc.RpcError) -> str:
 
 
 def rpc_error(switch: str, address: str, what: str, error: grpc.RpcError,
-              fallback: type[ControllerError] = ControllerError) -> ControllerError:
-    """Map a failed RPC to the ControllerError a user can act on."""
+              fallback: type[ControllerError] = ControllerError,
+              deadline: float | None = None) -> ControllerError:
+    """Map a failed RPC to the ControllerError a user can act on.
+
+    ``deadline`` (seconds the call was given) is named when the call ran out of time.
+    """
     code = error.code()
     if code == grpc.StatusCode.UNAVAILABLE:
         return SwitchUnavailable(switch, address, f"{what} failed: {error.details()}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return SwitchUnavailable(switch, address, f"{what} got no answer in time",
-                                 hint="the switch is up but busy or stuck; try --timeout")
+        # the server is there (it took the call) but did not answer: say so, not "no server"
+        stuck = SwitchUnavailable(switch, address, hint="the switch is up but busy or "
+                                                        "stuck; try a larger --timeout")
+        within = f"within {round(deadline, 1):g} s" if deadline else "in time"
+        stuck.message = f"{switch}: {address} did not answer the {what} {within}"
+        stuck.args = (stuck.message,)
+        return stuck
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return NotPrimary(f"{switch}: {what} refused: {error.details() or 'not primary'}",
                           "only the primary controller may do this; call become_primary() "
@@ -179,11 +188,11 @@ def rpc_error(switch: str, address: str, what: str, error: grpc.RpcError,
 
 def write_error(switch: str, address: str, error: grpc.RpcError,
                 updates: Sequence[p4runtime_pb2.Update],
-                render: Callable[[p4runtime_pb2.Update], str] | None = None
-                ) -> ControllerError:
+                render: Callable[[p4runtime_pb2.Update], str] | None = None,
+                deadline: float | None = None) -> ControllerError:
     """The ControllerError for a failed Write, with per-update errors decoded."""
     if error.code() != grpc.StatusCode.UNKNOWN:
-        return rpc_error(switch, address, "write", error, WriteError)
+        return rpc_error(switch, address, "write", error, WriteError, deadline)
     failed = []
     for index, item in enumerate(status_details(error)):
         if item.canonical_code == code_pb2.OK:

@@ -224,11 +224,12 @@ class SwitchConnection:
             shown.config.p4_device_config = f"<{len(data)} bytes, not shown>".encode()
             self._log("SetForwardingPipelineConfig", shown)
         request.config.p4_device_config = data
+        deadline = max(4 * self.timeout, 20)  # a big program takes a while to load
         try:
-            self.stub.SetForwardingPipelineConfig(request, timeout=max(4 * self.timeout, 20))
+            self.stub.SetForwardingPipelineConfig(request, timeout=deadline)
         except grpc.RpcError as error:
             raise rpc_error(self.name, self.address, "pipeline push", error,
-                            PipelineError) from None
+                            PipelineError, deadline) from None
 
     def get_pipeline(self, response_type: int = GetRequest.ALL
                      ) -> p4runtime_pb2.ForwardingPipelineConfig:
@@ -239,7 +240,7 @@ class SwitchConnection:
             return self.stub.GetForwardingPipelineConfig(request, timeout=self.timeout).config
         except grpc.RpcError as error:
             raise rpc_error(self.name, self.address, "get pipeline", error,
-                            PipelineError) from None
+                            PipelineError, self.timeout) from None
 
     def capabilities(self) -> str:
         """The P4Runtime API version the server implements."""
@@ -248,7 +249,8 @@ class SwitchConnection:
         try:
             return self.stub.Capabilities(request, timeout=self.timeout).p4runtime_api_version
         except grpc.RpcError as error:
-            raise rpc_error(self.name, self.address, "capabilities", error) from None
+            raise rpc_error(self.name, self.address, "capabilities", error,
+                            deadline=self.timeout) from None
 
     # -- writes ---------------------------------------------------------------------
     def write(self, updates: Iterable[p4runtime_pb2.Update]) -> None:
@@ -258,11 +260,12 @@ class SwitchConnection:
             return
         request = write_request(updates, self.device_id, self.election_id)
         self._log("Write", request)
+        deadline = self.timeout + len(updates) / 1000
         try:
-            self.stub.Write(request, timeout=self.timeout + len(updates) / 1000)
+            self.stub.Write(request, timeout=deadline)
         except grpc.RpcError as error:
             raise write_error(self.name, self.address, error, updates,
-                              self._render) from None
+                              self._render, deadline) from None
 
     def _render(self, update: p4runtime_pb2.Update) -> str:
         return format_update(self.p4info, update)
@@ -277,7 +280,8 @@ class SwitchConnection:
             return [found for response in self.stub.Read(request, timeout=self.timeout)
                     for found in response.entities]
         except grpc.RpcError as error:
-            raise rpc_error(self.name, self.address, "read", error, ReadError) from None
+            raise rpc_error(self.name, self.address, "read", error, ReadError,
+                            self.timeout) from None
 
     def _table_id(self, table: str | int) -> int:
         if isinstance(table, int):
