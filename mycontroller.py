@@ -130,6 +130,12 @@ def main(args: argparse.Namespace) -> None:
     """Connect, become primary, push the pipeline, write the rules, read them back."""
     p4info = P4Info.load(args.p4info)
     bmv2_json = Path(args.bmv2_json).read_bytes()
+    rules = {}  # built before any switch is touched: a bad P4Info changes nothing
+    for name in args.switches:
+        try:
+            rules[name] = switch_updates(p4info, name)
+        except ControllerError as error:  # a P4Info without the helpers' names or widths
+            raise ControllerError(f"{name}: {error.message}", error.hint) from None
     connections = []
     try:
         # 1. Connect to every switch and become its primary controller.
@@ -145,12 +151,8 @@ def main(args: argparse.Namespace) -> None:
         for sw in connections:
             sw.set_pipeline(p4info, bmv2_json)
             print(f"Installed P4 program using SetForwardingPipelineConfig on {sw.name}")
-            try:
-                updates = switch_updates(p4info, sw.name)
-            except ControllerError as error:  # a P4Info without the helpers' names or widths
-                raise ControllerError(f"{sw.name}: {error.message}", error.hint) from None
-            sw.write(updates)  # ONE batched WriteRequest per switch
-            print(f"Installed {len(updates)} rules on {sw.name} in one WriteRequest")
+            sw.write(rules[sw.name])  # ONE batched WriteRequest per switch
+            print(f"Installed {len(rules[sw.name])} rules on {sw.name} in one WriteRequest")
 
         # 3. Read everything back.
         for sw in connections:
@@ -185,13 +187,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     for what, path in (("p4info", args.p4info), ("BMv2 JSON", args.bmv2_json)):
         if not path.is_file():
-            print(f"{what} file not found: {path}. Have you run 'make'?")
-            parser.exit(1)
+            parser.exit(1, f"{what} file not found: {path}. Have you run 'make'?\n")
     if args.bmv2_json == BUILD.json and BUILD.stamp.is_file() and BUILD.source.is_file() \
             and BUILD.stamp.read_text().split()[:1] != [sha256(BUILD.source)]:
-        print(f"{BUILD.json} was not compiled from the current {BUILD.source.name}. "
-              "Have you run 'make'?")
-        parser.exit(1)
+        parser.exit(1, f"{BUILD.json} was not compiled from the current {BUILD.source.name}. "
+                       "Have you run 'make'?\n")
 
     args.switches = {name: (address, device_id) for name, address, device_id in SWITCHES}
     if args.grpc_base_port is not None:

@@ -164,5 +164,5 @@ def test_ctrl_c_is_a_clean_shutdown() -> None:
 def test_missing_build_files(tmp_path) -> None:
     result = controller("--p4info", str(tmp_path / "nope.txtpb"))
     assert result.returncode == 1
-    assert "Have you run 'make'?" in result.stdout
+    assert "Have you run 'make'?" in result.stderr
 

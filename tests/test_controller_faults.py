@@ -315,18 +315,37 @@ def json_names(document: dict[str, Any]) -> set[str]:
             | {t["name"] for p in document["pipelines"] for t in p["tables"]})
 
 
-def test_a_p4info_of_another_program_is_refused_and_the_switch_keeps_its_rules(
+def test_a_p4info_of_another_program_is_refused_before_any_switch_is_touched(
         switches: Switches) -> None:
     assert controller(switches).returncode == 0
     other = REPO / "tests/p4/tables.p4.p4info.txtpb"
-    line = failed(controller(switches, "--p4info", str(other)))
-    found = re.fullmatch(r"error: s1: pipeline push failed: INVALID_ARGUMENT: Invalid "
-                         r"forwarding pipeline config: P4Info (table|action) '([^']+)' is not "
-                         r"in the BMv2 JSON", line)
-    assert found, line
-    kind, name = found.groups()
-    assert name in P4Info.load(other).names(f"{kind}s")
-    assert name not in json_names(json.loads(BMV2_JSON.read_text()))
+    result = controller(switches, "--p4info", str(other))
+    line = failed(result)
+    assert line.startswith("error: s1: no table named 'MyIngress.ecmp_group' in the P4Info "
+                           "(did you mean "), line
+    assert "Installed P4 program" not in result.stdout
+    for switch in DEVICES:  # nothing was pushed: every rule is still there
+        assert read_back(switches, switch) == expected(switch)
+
+
+def test_a_p4info_that_does_not_match_the_json_is_refused_by_the_switch(
+        switches: Switches, tmp_path: Path) -> None:
+    """The controller's names are all there, but the P4Info has an action the JSON lacks:
+    the switch refuses the push in one line naming it, and keeps its rules."""
+    assert controller(switches).returncode == 0
+
+    def add_action(info: p4info_pb2.P4Info) -> None:
+        extra = info.actions.add()
+        extra.preamble.id, extra.preamble.name = 0x01FFFFFF, "MyIngress.not_compiled"
+        extra.preamble.alias = "not_compiled"
+
+    program = edited_program(tmp_path, add_action, lambda document: None)
+    program[2:] = ["--bmv2-json", str(BMV2_JSON)]  # the JSON as compiled
+    line = failed(controller(switches, *program))
+    assert line == ("error: s1: pipeline push failed: INVALID_ARGUMENT: Invalid forwarding "
+                    "pipeline config: P4Info action 'MyIngress.not_compiled' is not in the "
+                    "BMv2 JSON"), line
+    assert "MyIngress.not_compiled" not in json_names(json.loads(BMV2_JSON.read_text()))
     for switch in DEVICES:  # the refused push changed nothing
         assert read_back(switches, switch) == expected(switch)
 
@@ -343,7 +362,8 @@ def test_a_p4info_without_the_controllers_table_says_which_and_suggests(
     line = failed(result)
     assert line.startswith("error: s1: no table named 'MyIngress.ecmp_group' in the P4Info "
                            "(did you mean 'MyIngress.ecmp_groups'"), line
-    assert "Installed P4 program using SetForwardingPipelineConfig on s1" in result.stdout
+    # the rules are built before any switch is touched: nothing was pushed or wiped
+    assert "Installed P4 program" not in result.stdout
 
 
 # -- a value too wide ------------------------------------------------------------------

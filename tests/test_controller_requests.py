@@ -161,13 +161,13 @@ def run_controller(*args: str, python: str = sys.executable) -> subprocess.Compl
 
 
 def test_missing_build_files_are_one_line_with_a_hint(tmp_path: Path) -> None:
-    """Like the tutorial's controller: the message on stdout, exit 1."""
+    """The tutorial controller's words, on stderr, exit 1."""
     result = run_controller("--p4info", str(tmp_path / "nope.txtpb"))
     assert result.returncode == 1
-    assert result.stdout == f"p4info file not found: {tmp_path / 'nope.txtpb'}. " \
+    assert result.stderr == f"p4info file not found: {tmp_path / 'nope.txtpb'}. " \
                             "Have you run 'make'?\n"
     result = run_controller("--bmv2-json", str(tmp_path / "nope.json"))
-    assert result.returncode == 1 and "BMv2 JSON file not found" in result.stdout
+    assert result.returncode == 1 and "BMv2 JSON file not found" in result.stderr
 
 
 def test_a_bad_p4info_is_one_line(tmp_path: Path) -> None:
