@@ -75,8 +75,11 @@ def free_ports(count: int) -> int:
     raise RuntimeError("no free ports")
 
 
-def start_switch(args: list[str], port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "p4switch", *args, "--",
+def start_switch(args: list[str], port: int,
+                 executable: tuple[str, ...] = (sys.executable, "-m", "p4switch")
+                 ) -> subprocess.Popen:
+    """Our switch (or ``executable``, e.g. BMv2's simple_switch_grpc) serving on ``port``."""
+    process = subprocess.Popen([*executable, *args, "--",
                                 "--grpc-server-addr", f"127.0.0.1:{port}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
                                cwd=REPO)
