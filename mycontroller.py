@@ -202,6 +202,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         name, _, address = item.partition("=")
         if name not in args.switches:
             parser.error(f"--switch {item}: expected NAME[=HOST:PORT], NAME one of s1, s2, s3")
+        host, _, port = address.rpartition(":")
+        if address and not (host and port.isdigit() and 0 < int(port) < 65536):
+            parser.error(f"--switch {item}: the address must be HOST:PORT with a port "
+                         "1-65535, e.g. s2=127.0.0.1:50052")
         chosen[name] = (address or args.switches[name][0], args.switches[name][1])
     if chosen:
         args.switches = chosen

@@ -191,3 +191,13 @@ def test_runs_itself_under_the_venv_python(tmp_path: Path) -> None:
     result = run_controller("--p4info", str(bad), python="/usr/bin/python3")
     assert "ModuleNotFoundError" not in result.stderr
     assert result.returncode == 1 and result.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.1:99999", ":50051", "host:port"])
+def test_a_malformed_switch_address_is_a_usage_error(address: str) -> None:
+    result = run_controller("--switch", f"s1={address}")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"mycontroller.py: error: --switch s1={address}: the address must be HOST:PORT "
+        "with a port 1-65535, e.g. s2=127.0.0.1:50052")
+    assert "Traceback" not in result.stderr
