@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +32,13 @@ def reference() -> Path:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture
+def served() -> Iterator[Any]:
+    """Our P4Runtime server in this process on an ephemeral port (rawclient.Served)."""
+    from rawclient import Served
+
+    running = Served()
+    yield running
+    running.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -12,13 +11,6 @@ from rawclient import Client, Names, Served, Stream, own_program, rpc_error, upd
 from p4runtime_lib.protos import code_pb2, p4runtime_pb2
 
 INSERT = p4runtime_pb2.Update.INSERT
-
-
-@pytest.fixture
-def served() -> Iterator[Served]:
-    running = Served()
-    yield running
-    running.close()
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ action profiles, parser value sets, multicast groups and clone sessions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import grpc
 import pytest
 from rawclient import Client, Names, Served, failed_write, own_program, rpc_error, update
@@ -19,13 +17,6 @@ Entity = p4runtime_pb2.Entity
 PRE = p4runtime_pb2.PacketReplicationEngineEntry
 OK, INVALID, EXISTS, NOT_FOUND = (code_pb2.OK, code_pb2.INVALID_ARGUMENT,
                                   code_pb2.ALREADY_EXISTS, code_pb2.NOT_FOUND)
-
-
-@pytest.fixture
-def served() -> Iterator[Served]:
-    running = Served()
-    yield running
-    running.close()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -17,13 +17,6 @@ SetAction = p4runtime_pb2.SetForwardingPipelineConfigRequest
 GetRequest = p4runtime_pb2.GetForwardingPipelineConfigRequest
 INSERT, MODIFY = p4runtime_pb2.Update.INSERT, p4runtime_pb2.Update.MODIFY
 Entity = p4runtime_pb2.Entity
-
-
-@pytest.fixture
-def served() -> Iterator[Served]:
-    running = Served()
-    yield running
-    running.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -15,13 +14,6 @@ from p4switch.switch import Switch
 
 METHODS = ["Write", "Read", "SetForwardingPipelineConfig", "GetForwardingPipelineConfig",
            "Capabilities"]
-
-
-@pytest.fixture
-def served() -> Iterator[Served]:
-    running = Served()
-    yield running
-    running.close()
 
 
 def still_serving(served: Served) -> None:

@@ -4,7 +4,6 @@ direct counters and meters, and packets through the programmed switch."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -22,13 +21,6 @@ Entity = p4runtime_pb2.Entity
 OK, INVALID, EXISTS, NOT_FOUND, DENIED = (code_pb2.OK, code_pb2.INVALID_ARGUMENT,
                                           code_pb2.ALREADY_EXISTS, code_pb2.NOT_FOUND,
                                           code_pb2.PERMISSION_DENIED)
-
-
-@pytest.fixture
-def served() -> Iterator[Served]:
-    running = Served()
-    yield running
-    running.close()
 
 
 @pytest.fixture
