@@ -178,6 +178,8 @@ def decode_action(config: PipelineConfig, info: TableInfo,
             return None, None, group
         if kind == "action":
             raise invalid(f"Cannot provide direct action for indirect table {info.id}")
+        if kind is None:  # an empty TableAction, as PI answers it
+            raise invalid("Invalid table action type")
         raise unimplemented("One-shot action selector programming is not supported")
     if kind != "action":
         raise invalid(f"Cannot provide indirect action for direct table {info.id}")

@@ -25,6 +25,7 @@ from .table_entries import (
     TERNARY,
     VALID,
     decode_match,
+    encode_meter_config,
     table_info,
 )
 
@@ -103,9 +104,7 @@ def encode_entry(config: PipelineConfig, info: TableInfo, entry: Any, request: A
         out.counter_data.packet_count = entry.packets
         out.counter_data.byte_count = entry.bytes
     if request.HasField("meter_config") and entry.meter_config is not None:
-        meter = entry.meter_config
-        out.meter_config.cir, out.meter_config.cburst = meter.cir, meter.cburst
-        out.meter_config.pir, out.meter_config.pburst = meter.pir, meter.pburst
+        encode_meter_config(entry.meter_config, out.meter_config)  # -1 for "no limit"
     if request.HasField("time_since_last_hit"):
         out.time_since_last_hit.elapsed_ns = 0  # the engine keeps no hit times (as PI
         # reports for entries without ageing)
