@@ -196,6 +196,19 @@ def test_write_read_back_and_per_update_errors(primary: SwitchConnection,
     assert len(primary.read_table_entries("ecmp_nhop")) == 2  # the good update went in
 
 
+def test_every_error_of_a_large_failed_batch_reaches_the_controller(
+        primary: SwitchConnection, info: P4Info) -> None:
+    """5,000 failing updates: ~0.5 MB of per-update errors in the trailers, far above
+    gRPC's default 16 KiB metadata limit, which would turn them into RESOURCE_EXHAUSTED."""
+    frame = insert(table_entry(info, "send_frame", {"standard_metadata.egress_port": 1},
+                               "rewrite_mac", {"smac": "00:00:00:02:01:00"}))
+    with pytest.raises(WriteError) as failure:
+        primary.write([frame] * 5000)
+    assert str(failure.value) == "s1: 4999 of 5000 updates failed"
+    assert [e.index for e in failure.value.errors] == list(range(1, 5000))
+    assert {e.code_name for e in failure.value.errors} == {"ALREADY_EXISTS"}
+
+
 def test_write_before_the_pipeline_says_so(address: str, info: P4Info) -> None:
     with SwitchConnection("s1", address, 0, p4info=info) as sw:
         sw.become_primary()

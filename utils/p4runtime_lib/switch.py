@@ -63,7 +63,11 @@ class SwitchConnection:
         self.timeout = timeout
         self.p4info = p4info  # names in error lines and decoded reads, when given
         options = [("grpc.max_send_message_length", MAX_MESSAGE),
-                   ("grpc.max_receive_message_length", MAX_MESSAGE)]
+                   ("grpc.max_receive_message_length", MAX_MESSAGE),
+                   # a failed batch carries one p4.v1.Error per update in its trailers:
+                   # gRPC's default 16 KiB would hide them after ~200 failed updates
+                   ("grpc.max_metadata_size", MAX_MESSAGE),
+                   ("grpc.absolute_max_metadata_size", MAX_MESSAGE)]
         if address.startswith(LOOPBACK_HOSTS):
             options.append(("grpc.enable_http_proxy", 0))  # a proxy must not see loopback
         self.channel = (grpc.secure_channel(address, credentials, options)
