@@ -152,7 +152,9 @@ class Port:
 
     def _open_rx(self) -> socket.socket:
         try:
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            # Protocol 0: nothing is received until bind() names the interface (created
+            # with ETH_P_ALL, the ring would first fill with every interface's frames).
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except OSError as exc:
             raise _open_failed(self.name, exc) from None
         try:
