@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+
+from p4runtime_lib import P4Info, SwitchConnection, insert, table_entry
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "utils")}
@@ -135,3 +142,67 @@ def captured(process: subprocess.Popen) -> list[bytes]:
     """The frames a ``capture`` process saw."""
     out, err = process.communicate(timeout=30)
     return [bytes.fromhex(h) for h in json.loads(out.strip().splitlines()[-1])]
+
+
+# -- load_balance's s1 on three veths ---------------------------------------------------
+
+@contextlib.contextmanager
+def load_balance_s1(tmp_path: Path, prefix: str, pcap: bool = True
+                    ) -> Iterator[tuple[Namespaces, SwitchConnection, subprocess.Popen, Path]]:
+    """The switch running load_balance.json on namespaces PREFIX{a,b,c} as ports 1-3
+    (port 1 with a 9000-byte MTU), programmed with the exercise's s1 entries over
+    gRPC; yields (namespaces, primary connection, process, pcap dir).  Its output
+    goes to TMP_PATH/switch.log; it must exit cleanly on SIGTERM."""
+    ns = Namespaces(prefix)
+    process = None
+    try:
+        for short, mtu in (("a", 9000), ("b", None), ("c", None)):
+            ns.add(short, mtu=mtu)
+        port = free_port()
+        pcaps = tmp_path / "pcaps"
+        process = start_switch([f"-i1@{ns.names[0]}", f"-i2@{ns.names[1]}", f"-i3@{ns.names[2]}",
+                                *(["--pcap", str(pcaps)] if pcap else []), "--device-id", "0",
+                                str(REPO / "build/load_balance.json")], port,
+                               log=tmp_path / "switch.log")
+        info = P4Info.load(REPO / "build/load_balance.p4.p4info.txtpb")
+        connection = SwitchConnection("s1", f"127.0.0.1:{port}", p4info=info)
+        connection.become_primary()
+        connection.set_pipeline(info.proto, (REPO / "build/load_balance.json").read_bytes())
+        connection.write([
+            insert(table_entry(info, "ecmp_group", {"hdr.ipv4.dstAddr": "10.0.0.1/32"},
+                               "set_ecmp_select", {"ecmp_base": 0, "ecmp_count": 2})),
+            insert(table_entry(info, "ecmp_nhop", {"meta.ecmp_select": 0}, "set_nhop",
+                               {"nhop_dmac": "08:00:00:00:02:02", "nhop_ipv4": "10.0.2.2",
+                                "port": 2})),
+            insert(table_entry(info, "ecmp_nhop", {"meta.ecmp_select": 1}, "set_nhop",
+                               {"nhop_dmac": "08:00:00:00:03:03", "nhop_ipv4": "10.0.3.3",
+                                "port": 3})),
+            insert(table_entry(info, "send_frame", {"standard_metadata.egress_port": 2},
+                               "rewrite_mac", {"smac": "08:00:00:00:01:00"})),
+            insert(table_entry(info, "send_frame", {"standard_metadata.egress_port": 3},
+                               "rewrite_mac", {"smac": "08:00:00:00:01:00"})),
+        ])
+        yield ns, connection, process, pcaps
+        connection.close()
+        assert stop(process) == 0  # SIGTERM: clean exit
+    finally:
+        if process is not None:
+            stop(process)  # after a failure too
+        ns.close()
+
+
+def flow(sport: int) -> bytes:
+    """h1's TCP segment to 10.0.0.1 from source port ``sport`` (broadcast MAC, as send.py)."""
+    return bytes(Ether(src="08:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff")
+                 / IP(src="10.0.1.1", dst="10.0.0.1") / TCP(sport=sport, dport=1234) / b"hi")
+
+
+def expected_out(frame: bytes, port: int) -> bytes:
+    """What s1 must send out of ``port`` for ``frame`` (built with scapy, not the switch)."""
+    packet = Ether(frame)
+    packet.src = "08:00:00:00:01:00"
+    packet.dst = "08:00:00:00:02:02" if port == 2 else "08:00:00:00:03:03"
+    packet[IP].dst = "10.0.2.2" if port == 2 else "10.0.3.3"
+    packet[IP].ttl -= 1
+    del packet[IP].chksum
+    return bytes(packet)

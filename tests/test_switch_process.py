@@ -17,7 +17,10 @@ from procs import (
     Namespaces,
     capture,
     captured,
+    expected_out,
+    flow,
     free_port,
+    load_balance_s1,
     send_frames,
     start_switch,
     stop,
@@ -41,54 +44,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namesp
 
 @pytest.fixture
 def s1(tmp_path: Path) -> Iterator[tuple[Namespaces, SwitchConnection, subprocess.Popen, Path]]:
-    ns = Namespaces(f"t{os.getpid() % 10000}")
-    try:
-        for short, mtu in (("a", 9000), ("b", None), ("c", None)):
-            ns.add(short, mtu=mtu)
-        port = free_port()
-        pcaps = tmp_path / "pcaps"
-        process = start_switch([f"-i1@{ns.names[0]}", f"-i2@{ns.names[1]}", f"-i3@{ns.names[2]}",
-                                "--pcap", str(pcaps), "--device-id", "0",
-                                str(REPO / "build/load_balance.json")], port,
-                               log=tmp_path / "switch.log")
-        info = P4Info.load(REPO / "build/load_balance.p4.p4info.txtpb")
-        connection = SwitchConnection("s1", f"127.0.0.1:{port}", p4info=info)
-        connection.become_primary()
-        connection.set_pipeline(info.proto, (REPO / "build/load_balance.json").read_bytes())
-        connection.write([
-            insert(table_entry(info, "ecmp_group", {"hdr.ipv4.dstAddr": "10.0.0.1/32"},
-                               "set_ecmp_select", {"ecmp_base": 0, "ecmp_count": 2})),
-            insert(table_entry(info, "ecmp_nhop", {"meta.ecmp_select": 0}, "set_nhop",
-                               {"nhop_dmac": "08:00:00:00:02:02", "nhop_ipv4": "10.0.2.2",
-                                "port": 2})),
-            insert(table_entry(info, "ecmp_nhop", {"meta.ecmp_select": 1}, "set_nhop",
-                               {"nhop_dmac": "08:00:00:00:03:03", "nhop_ipv4": "10.0.3.3",
-                                "port": 3})),
-            insert(table_entry(info, "send_frame", {"standard_metadata.egress_port": 2},
-                               "rewrite_mac", {"smac": "08:00:00:00:01:00"})),
-            insert(table_entry(info, "send_frame", {"standard_metadata.egress_port": 3},
-                               "rewrite_mac", {"smac": "08:00:00:00:01:00"})),
-        ])
-        yield ns, connection, process, pcaps
-        connection.close()
-        assert stop(process) == 0  # SIGTERM: clean exit
-    finally:
-        ns.close()
-
-
-def flow(sport: int) -> bytes:
-    return bytes(Ether(src="08:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff")
-                 / IP(src="10.0.1.1", dst="10.0.0.1") / TCP(sport=sport, dport=1234) / b"hi")
-
-
-def expected_out(frame: bytes, port: int) -> bytes:
-    packet = Ether(frame)
-    packet.src = "08:00:00:00:01:00"
-    packet.dst = "08:00:00:00:02:02" if port == 2 else "08:00:00:00:03:03"
-    packet[IP].dst = "10.0.2.2" if port == 2 else "10.0.3.3"
-    packet[IP].ttl -= 1
-    del packet[IP].chksum
-    return bytes(packet)
+    with load_balance_s1(tmp_path, f"t{os.getpid() % 10000}") as value:
+        yield value
 
 
 def test_forwards_real_packets_split_by_crc16(s1) -> None:
