@@ -405,43 +405,35 @@ def test_huge_batches_agree_with_the_model(capsys: Any, record_property: Any) ->
     assert fuzz.report(capsys, record_property, "huge batches") >= 20_000
 
 
-def test_empty_action_for_an_indirect_table_is_invalid_argument() -> None:
+def test_empty_action_for_an_indirect_table_is_invalid_argument(served: Served) -> None:
     """Found by the fuzz: an empty TableAction for a table with an action selector is
     PI's INVALID_ARGUMENT "Invalid table action type" (it was UNIMPLEMENTED, as if it
     were one-shot programming), for INSERT and MODIFY alike."""
-    served = Served()
-    try:
-        names, device_config = own_program("tables")
-        client = served.primary(names, device_config)
-        entry = TableEntry(table_id=names["MyIngress.spread_table"])
-        entry.match.add(field_id=1).exact.value = b"\x0a\x00\x00\x01"
-        entry.action.SetInParent()
-        errors = failed_write(client, *(p4runtime_pb2.Update(type=kind, entity=Entity(
-            table_entry=entry)) for kind in (INSERT, p4runtime_pb2.Update.MODIFY)))
-        assert errors == [(code_pb2.INVALID_ARGUMENT, "Invalid table action type")] * 2
-    finally:
-        served.close()
+    names, device_config = own_program("tables")
+    client = served.primary(names, device_config)
+    entry = TableEntry(table_id=names["MyIngress.spread_table"])
+    entry.match.add(field_id=1).exact.value = b"\x0a\x00\x00\x01"
+    entry.action.SetInParent()
+    errors = failed_write(client, *(p4runtime_pb2.Update(type=kind, entity=Entity(
+        table_entry=entry)) for kind in (INSERT, p4runtime_pb2.Update.MODIFY)))
+    assert errors == [(code_pb2.INVALID_ARGUMENT, "Invalid table action type")] * 2
 
 
-def test_unlimited_meter_config_reads_back_and_reconciles() -> None:
+def test_unlimited_meter_config_reads_back_and_reconciles(served: Served) -> None:
     """Found by the fuzz: a table entry's meter config of -1 ("no limit", as PI takes it)
     read back as the engine's internal number, so RECONCILE_AND_COMMIT, which replays
     what it reads, refused the new pipeline ("Pburst too large")."""
-    served = Served()
-    try:
-        names, device_config = own_program("runtime")
-        client = served.primary(names, device_config)
-        entry = TableEntry(table_id=names["MyIngress.metered"])
-        entry.match.add(field_id=1).exact.value = b"\x01"
-        entry.action.action.action_id = names["MyIngress.forward"]
-        entry.action.action.params.add(param_id=1, value=b"\x02")
-        meter = entry.meter_config
-        meter.cir, meter.cburst, meter.pir, meter.pburst = -1, -1, 100, 10
-        client.write(p4runtime_pb2.Update(type=INSERT, entity=Entity(table_entry=entry)))
-        request = TableEntry()
-        request.meter_config.SetInParent()
-        assert [e.table_entry for e in client.read(Entity(table_entry=request))] == [entry]
-        client.set_pipeline(names.p4info, device_config, SetRequest.RECONCILE_AND_COMMIT)
-        assert [e.table_entry for e in client.read(Entity(table_entry=request))] == [entry]
-    finally:
-        served.close()
+    names, device_config = own_program("runtime")
+    client = served.primary(names, device_config)
+    entry = TableEntry(table_id=names["MyIngress.metered"])
+    entry.match.add(field_id=1).exact.value = b"\x01"
+    entry.action.action.action_id = names["MyIngress.forward"]
+    entry.action.action.params.add(param_id=1, value=b"\x02")
+    meter = entry.meter_config
+    meter.cir, meter.cburst, meter.pir, meter.pburst = -1, -1, 100, 10
+    client.write(p4runtime_pb2.Update(type=INSERT, entity=Entity(table_entry=entry)))
+    request = TableEntry()
+    request.meter_config.SetInParent()
+    assert [e.table_entry for e in client.read(Entity(table_entry=request))] == [entry]
+    client.set_pipeline(names.p4info, device_config, SetRequest.RECONCILE_AND_COMMIT)
+    assert [e.table_entry for e in client.read(Entity(table_entry=request))] == [entry]
