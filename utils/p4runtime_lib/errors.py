@@ -64,9 +64,13 @@ class SwitchUnavailable(ControllerError):
     """No P4Runtime server answers at the switch's address."""
 
     def __init__(self, name: str, address: str, detail: str = "",
-                 hint: str = "is the switch running? Start it with 'make run'") -> None:
-        message = f"{name}: no P4Runtime server at {address}"
-        super().__init__(f"{message} ({detail})" if detail else message, hint)
+                 hint: str = "is the switch running? Start it with 'make run'",
+                 message: str = "") -> None:
+        """``message`` replaces the default "no P4Runtime server at ..." line."""
+        if not message:
+            message = f"{name}: no P4Runtime server at {address}"
+            message = f"{message} ({detail})" if detail else message
+        super().__init__(message, hint)
         self.name = name
         self.address = address
 
@@ -170,12 +174,12 @@ def rpc_error(switch: str, address: str, what: str, error: grpc.RpcError,
         return SwitchUnavailable(switch, address, f"{what} failed: {error.details()}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         # the server is there (it took the call) but did not answer: say so, not "no server"
-        stuck = SwitchUnavailable(switch, address, hint="the switch is up but busy or "
-                                                        "stuck; try a larger --timeout")
         within = f"within {round(deadline, 1):g} s" if deadline else "in time"
-        stuck.message = f"{switch}: {address} did not answer the {what} {within}"
-        stuck.args = (stuck.message,)
-        return stuck
+        return SwitchUnavailable(switch, address,
+                                 message=f"{switch}: {address} did not answer the {what} "
+                                         f"{within}",
+                                 hint="the switch is up but busy or stuck; try a larger "
+                                      "--timeout")
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return NotPrimary(f"{switch}: {what} refused: {error.details() or 'not primary'}",
                           "only the primary controller may do this; call become_primary() "
