@@ -75,8 +75,10 @@ def free_ports(count: int) -> int:
     raise RuntimeError("no free ports")
 
 
-def start_switch(args: list[str], port: int,
-                 executable: tuple[str, ...] = (sys.executable, "-m", "p4switch")
+P4SWITCH = (sys.executable, "-m", "p4switch")
+
+
+def start_switch(args: list[str], port: int, executable: tuple[str, ...] = P4SWITCH
                  ) -> subprocess.Popen:
     """Our switch (or ``executable``, e.g. BMv2's simple_switch_grpc) serving on ``port``."""
     process = subprocess.Popen([*executable, *args, "--",

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import BUILD_JSON, BUILD_P4INFO, Figure, free_ports, start_switch, stop
+from common import BUILD_JSON, BUILD_P4INFO, P4SWITCH, Figure, free_ports, start_switch, stop
 
 from p4runtime_lib import P4Info, SwitchConnection, insert, table_entry
 
@@ -177,7 +177,7 @@ def program(port: int) -> None:
         connection.write([insert(rule) for rule in rules])
 
 
-def measure(lab: Lab, conf: Path, executable: tuple[str, ...] | None = None
+def measure(lab: Lab, conf: Path, executable: tuple[str, ...] = P4SWITCH
             ) -> tuple[float, list, float, float]:
     """Throughput steps and latency p50/p99 of a P4 switch on the lab's veths, programmed
     with s1's rules (our switch unless ``executable`` names another, e.g. BMv2)."""
@@ -185,7 +185,7 @@ def measure(lab: Lab, conf: Path, executable: tuple[str, ...] | None = None
     ports = lab.ports()
     args = [f"-i1@{ports[0]}", f"-i2@{ports[1]}", f"-i3@{ports[2]}", "--device-id", "0",
             str(BUILD_JSON)]
-    switch = start_switch(args, port, *(() if executable is None else (executable,)))
+    switch = start_switch(args, port, executable)
     try:
         program(port)
         rate, steps = throughput(lab, ("r2", "r3"), conf)

@@ -85,23 +85,19 @@ def action_message(info: P4Info, action: Any, params: Mapping[str, Any] | None =
     """A p4.v1.Action with every parameter given exactly once."""
     action = info.action(action) if isinstance(action, str | int) else action
     given = params or {}
-    if len(given) != len(action.params):
-        names = {p.name for p in action.params}
-        for extra in given:
-            if extra not in names:
-                info.param(action, extra)  # raises with "did you mean ...?"
+    if len(given) != len(action.params) or not all(p.name in given for p in action.params):
+        for name in given:  # a misspelt name explains a missing one best
+            info.param(action, name)  # raises with "did you mean ...?"
+        missing = next(p for p in action.params if p.name not in given)
+        raise EntryError(f"action '{action.preamble.name}' needs parameter '{missing.name}' "
+                         f"({missing.bitwidth} bits)", "its parameters: "
+                         + ", ".join(p.name for p in action.params))
     message = p4runtime_pb2.Action(action_id=action.preamble.id)
     add = message.params.add
     for spec in action.params:
-        name = spec.name
-        if name not in given:
-            for extra in given:  # a misspelt name explains the missing one best
-                info.param(action, extra)
-            raise EntryError(f"action '{action.preamble.name}' needs parameter '{name}' "
-                             f"({spec.bitwidth} bits)", "its parameters: "
-                             + ", ".join(p.name for p in action.params))
-        add(param_id=spec.id, value=encode(given[name], spec.bitwidth,
-                                           f"parameter '{name}' of '{action.preamble.name}'"))
+        add(param_id=spec.id, value=encode(given[spec.name], spec.bitwidth,
+                                           f"parameter '{spec.name}' of "
+                                           f"'{action.preamble.name}'"))
     return message
 
 
