@@ -7,6 +7,10 @@
  * mycontroller.py: ecmp_group picks the hash range for a destination,
  * ecmp_nhop maps the hash result to a next hop, send_frame sets the source MAC
  * per egress port.
+ *
+ * For the live load balancer (lbctl.py), ecmp_nhop has room for a bucket
+ * table (up to 1024 entries, e.g. 256 buckets per group) and counts the
+ * packets and bytes of every entry in a direct counter, read over P4Runtime.
  */
 #include <core.p4>
 #include <v1model.p4>
@@ -135,6 +139,9 @@ control MyIngress(inout headers hdr,
              ecmp_count);
     }
 
+    /* Packets and bytes per ecmp_nhop entry (one per bucket / next hop). */
+    direct_counter(CounterType.packets_and_bytes) ecmp_nhop_counter;
+
     /* Send towards a next hop: its MAC and address, out of a port. */
     action set_nhop(bit<48> nhop_dmac, bit<32> nhop_ipv4, bit<9> port) {
         hdr.ethernet.dstAddr = nhop_dmac;
@@ -162,7 +169,8 @@ control MyIngress(inout headers hdr,
             drop;
             set_nhop;
         }
-        size = 2;
+        counters = ecmp_nhop_counter;
+        size = 1024;
     }
 
     apply {
