@@ -19,6 +19,7 @@ OK, INVALID, NOT_FOUND, EXISTS = (code_pb2.OK, code_pb2.INVALID_ARGUMENT, code_p
                                   code_pb2.ALREADY_EXISTS)
 DENIED, EXHAUSTED, UNIMPLEMENTED = (code_pb2.PERMISSION_DENIED, code_pb2.RESOURCE_EXHAUSTED,
                                     code_pb2.UNIMPLEMENTED)
+ABORTED = code_pb2.ABORTED
 INSERT, MODIFY, DELETE = (p4runtime_pb2.Update.INSERT, p4runtime_pb2.Update.MODIFY,
                           p4runtime_pb2.Update.DELETE)
 MF = p4info_pb2.MatchField
@@ -99,13 +100,14 @@ def key_of(entry: Any) -> Key:
 
 
 def refusal_of(request: Any, primary: tuple[int, int]) -> int | None:
-    """The code refusing a whole Write: unknown device, not primary, atomic; else None."""
+    """The code refusing a whole Write: unknown device, not primary, unknown atomicity
+    mode; else None."""
     if request.device_id != 0:
         return NOT_FOUND
     if (request.election_id.high, request.election_id.low) != primary:
         return DENIED
-    if request.atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
-        return UNIMPLEMENTED
+    if request.atomicity not in p4runtime_pb2.WriteRequest.Atomicity.values():
+        return INVALID
     return None
 
 
@@ -176,6 +178,24 @@ class TableModel:
             if problem is not None:
                 return f"update {index} {update}: {problem}"
         return None
+
+    def settle_all_or_none(self, updates: Any, codes: list[int]) -> str | None:
+        """A ROLLBACK_ON_ERROR / DATAPLANE_ATOMIC batch: all OK and applied, or one
+        update failed as the model predicts, every other one ABORTED, and nothing
+        applied."""
+        if len(codes) != len(updates):
+            return f"{len(codes)} statuses for {len(updates)} updates"
+        failed = [index for index, code in enumerate(codes) if code not in (OK, ABORTED)]
+        if not failed:
+            return (self.settle_batch(updates, codes) if set(codes) == {OK}
+                    else f"codes {codes} without a failure")
+        if len(failed) > 1 or set(codes[:failed[0]] + codes[failed[0] + 1:]) - {ABORTED}:
+            return f"codes {codes}: expected one failure and ABORTED for the others"
+        before = (dict(self.entries), Counter(self.sizes), dict(self.defaults))
+        problem = self.settle_batch(updates[:failed[0] + 1],
+                                    [OK] * failed[0] + [codes[failed[0]]])
+        self.entries, self.sizes, self.defaults = before
+        return problem
 
     def expected_read(self, entry: Any) -> list[Any] | None:
         """What a read of ``entry``'s table, match and priority returns (sorted by

@@ -134,7 +134,11 @@ class Fuzz:
         else:
             assert code == grpc.StatusCode.UNKNOWN, (self.last, result)
             codes = [c for c, _ in batch_errors(result)]
-        problem = self.model.settle_batch(request.updates, codes)
+        if request.atomicity == p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
+            problem = self.model.settle_batch(request.updates, codes)
+        else:
+            self.counts["all-or-none writes"] += 1
+            problem = self.model.settle_all_or_none(request.updates, codes)
         assert problem is None, f"{self.last}: {problem}"
 
     def write_step(self) -> None:
@@ -146,8 +150,8 @@ class Fuzz:
             request.device_id = rng.getrandbits(64) or 1
         elif roll < 0.04:
             request.election_id.high = rng.getrandbits(63)
-        elif roll < 0.05:
-            request.atomicity = rng.randint(1, 3)
+        elif roll < 0.06:
+            request.atomicity = rng.randint(1, 3)  # 3 is no mode: the whole Write is refused
         self.last = f"a Write of {size} updates"
         self.write(request)
 

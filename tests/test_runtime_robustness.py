@@ -71,17 +71,6 @@ def test_odd_but_well_formed_updates_are_per_update_errors(served: Served) -> No
     still_serving(served)
 
 
-def test_atomic_batches_are_unimplemented_like_pi(served: Served) -> None:
-    names, device_config = own_program("tables")
-    client = served.primary(names, device_config)
-    request = p4runtime_pb2.WriteRequest(device_id=0,
-                                         atomicity=p4runtime_pb2.WriteRequest.DATAPLANE_ATOMIC)
-    request.election_id.low = 1
-    with pytest.raises(grpc.RpcError) as info:
-        client.stub.Write(request)
-    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-
-
 def test_busy_or_bad_address_is_one_clear_line() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -9,6 +9,7 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+from google.protobuf import struct_pb2
 
 from p4runtime_lib.protos import code_pb2, p4runtime_pb2, p4runtime_pb2_grpc
 from p4switch.engine import ConfigError
@@ -33,12 +34,21 @@ from .packetio import packet_in_message, packet_out_frame
 from .readsink import ReadSink
 from .table_entries import insert_simple, write_table_entry
 from .table_read import read_table_entries
+from .transaction import apply_all_or_none
 
 API_VERSION = "1.3.0"  # what PI's server advertises
 MAX_MESSAGE = 256 * 1024 * 1024
 SetAction = p4runtime_pb2.SetForwardingPipelineConfigRequest
 INSERT, MODIFY = p4runtime_pb2.Update.INSERT, p4runtime_pb2.Update.MODIFY
 ResponseType = p4runtime_pb2.GetForwardingPipelineConfigRequest
+WriteRequest = p4runtime_pb2.WriteRequest
+ATOMICITIES = (WriteRequest.CONTINUE_ON_ERROR, WriteRequest.ROLLBACK_ON_ERROR,
+               WriteRequest.DATAPLANE_ATOMIC)
+# What Capabilities adds in its ``experimental`` field (a google.protobuf.Struct):
+# PI answers UNIMPLEMENTED to the two all-or-none atomicity modes, we implement them.
+CAPABILITIES = struct_pb2.Struct()
+CAPABILITIES.update({"write_atomicity": ["CONTINUE_ON_ERROR", "ROLLBACK_ON_ERROR",
+                                         "DATAPLANE_ATOMIC"]})
 
 WRITERS = {
     "table_entry": write_table_entry,
@@ -141,7 +151,9 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
 
     # -- RPCs -------------------------------------------------------------------
     def Capabilities(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        return p4runtime_pb2.CapabilitiesResponse(p4runtime_api_version=API_VERSION)
+        response = p4runtime_pb2.CapabilitiesResponse(p4runtime_api_version=API_VERSION)
+        response.experimental.Pack(CAPABILITIES)
+        return response
 
     def Write(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         with self.switch.lock:  # the config cannot change under a batch
@@ -149,12 +161,14 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
                 self._check_device(request.device_id)
                 self._check_primary(request)
                 config = self._require_config()
-                if request.atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
-                    raise unimplemented("Support for atomic write modes has not been "
-                                        "implemented yet")
+                if request.atomicity not in ATOMICITIES:
+                    raise invalid(f"Unknown atomicity {request.atomicity}")
             except P4RuntimeError as error:
                 self._abort(context, error)
-            batch = self.apply_updates(config, request.updates)
+            if request.atomicity == WriteRequest.CONTINUE_ON_ERROR:
+                batch = self.apply_updates(config, request.updates)
+            else:  # ROLLBACK_ON_ERROR, DATAPLANE_ATOMIC: see transaction.py
+                batch = apply_all_or_none(config, request.updates, self.apply_one, READERS)
         if batch.failed:
             abort_with_status(context, batch.status())
         return p4runtime_pb2.WriteResponse()
@@ -184,16 +198,25 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
                     insert_simple(config, entity.table_entry):
                 results.append(None)  # the common case, done inline
                 continue
-            writer = WRITERS.get(kind)
             try:
-                if writer is None:
-                    raise unsupported_entity(kind)
-                writer(config, update.type, getattr(entity, kind))
+                P4RuntimeServicer.apply_one(config, update)
                 batch.ok()
             except P4RuntimeError as error:
                 batch.error(error)
-            except Exception as exc:  # noqa: BLE001 - a bug must not take the switch down
-                batch.error(P4RuntimeError(code_pb2.INTERNAL, f"{type(exc).__name__}: {exc}"))
+
+    @staticmethod
+    def apply_one(config: PipelineConfig, update: Any) -> None:
+        """Apply one update; P4RuntimeError says why it could not be."""
+        kind = update.entity.WhichOneof("entity")
+        writer = WRITERS.get(kind)
+        if writer is None:
+            raise unsupported_entity(kind)
+        try:
+            writer(config, update.type, getattr(update.entity, kind))
+        except P4RuntimeError:
+            raise
+        except Exception as exc:  # a bug must not take the switch down
+            raise P4RuntimeError(code_pb2.INTERNAL, f"{type(exc).__name__}: {exc}") from exc
 
     def Read(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         try:
