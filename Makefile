@@ -3,6 +3,7 @@
 #   make run    set up (first time), build, start Mininet with s1-s3 and the CLI
 #   make test   the whole test suite (needs root: namespaces, veths, Mininet)
 #   make demo   before/after the controller, without typing anything
+#   make demo-live  lbctl changes weights, drains and restores h3 under traffic
 #   make stop   remove exactly what `make run` started
 #   make clean  stop, then remove logs/ and pcaps/
 #   make bench  benchmarks (controller, pipeline push, switch forwarding, memory)
@@ -60,6 +61,11 @@ stop:
 demo: build
 	$(NETRUN) demo -t topology.json -j build/load_balance.json $(NETRUN_ARGS)
 
+# lbctl steering s1 live: 1:1 -> 3:1 -> drain h3 -> restore h3 under steady traffic.
+.PHONY: demo-live
+demo-live: build
+	$(NETRUN) demo-live -t topology.json -j build/load_balance.json --quiet-switches $(NETRUN_ARGS)
+
 .PHONY: clean
 clean: stop
 	rm -rf logs pcaps
@@ -68,7 +74,7 @@ clean: stop
 # Mininet end to end.  Needs root (namespaces, veths).
 .PHONY: test
 test: build
-	$(PY) -m ruff check utils tests bench mycontroller.py send.py receive.py
+	$(PY) -m ruff check utils tests bench mycontroller.py lbctl.py send.py receive.py
 	$(PY) -m pytest -q
 
 .PHONY: bench

@@ -91,6 +91,7 @@ def send(iface: str, segments: Segments, rate: float, seconds: float) -> dict:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
     stream = segments.stream()
     sent = errors = 0
+    print("sending", file=sys.stderr, flush=True)
     start = time.monotonic()
     end = start + seconds
     while True:

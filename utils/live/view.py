@@ -122,7 +122,7 @@ def plot(history: History, path: str, title: str = "share of the traffic per bac
     for name, shares in history.shares.items():
         line, = axes.plot(seconds, [100 * s for s in shares], label=f"{name} observed")
         axes.plot(seconds, [100 * s for s in history.targets[name]], linestyle="--",
-                  color=line.get_color(), label=f"{name} target")
+                  drawstyle="steps-post", color=line.get_color(), label=f"{name} target")
     axes.set_xlabel("seconds")
     axes.set_ylabel("share of packets (%)")
     axes.set_ylim(0, 100)

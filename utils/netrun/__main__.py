@@ -1,9 +1,11 @@
 """``python -m netrun``: start the exercise network (``run``), remove it (``stop``),
-or show the exercise without typing anything (``demo``).
+or show the exercise without typing anything (``demo``, and ``demo-live`` for
+lbctl's live load balancing).
 
     python -m netrun run [-t topology.json] [-j build/load_balance.json] [--no-cli]
     python -m netrun stop
     python -m netrun demo [--flows 20]
+    python -m netrun demo-live [--flows 1000] [--rate 2000]
 
 ``run`` prints the switches and hosts, then opens the Mininet CLI; leaving
 the CLI tears everything down.  ``stop`` removes what a run started (also
@@ -116,6 +118,10 @@ def demo(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.command == "demo-live":
+        from .demo_live import run_live_demo
+
+        return run_live_demo(network, args.flows, args.rate, chart=args.chart)
     return run_demo(network, args.flows)
 
 
@@ -126,7 +132,12 @@ def parser() -> argparse.ArgumentParser:
     run_parser = sub.add_parser("run", help="start the network and the Mininet CLI")
     demo_parser = sub.add_parser("demo", help="non-interactive before/after demonstration")
     demo_parser.add_argument("--flows", type=int, default=20, help="flows sent each time")
-    for sub_parser in (run_parser, demo_parser):
+    live_parser = sub.add_parser("demo-live", help="lbctl steering s1 under steady traffic")
+    live_parser.add_argument("--flows", type=int, default=1000, help="flows in the traffic")
+    live_parser.add_argument("--rate", type=float, default=2000.0, help="packets/s from h1")
+    live_parser.add_argument("--chart", type=Path, default=None,
+                             help="where the chart goes (default logs/demo-live.png)")
+    for sub_parser in (run_parser, demo_parser, live_parser):
         add = sub_parser.add_argument
         add("-t", "--topo", default=str(REPO / "topology.json"))
         add("-j", "--switch-json", default=str(REPO / "build" / "load_balance.json"),
