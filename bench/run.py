@@ -17,6 +17,7 @@ import common  # noqa: E402
 import controlplane  # noqa: E402
 import engine  # noqa: E402
 import forwarding  # noqa: E402
+import live_changes  # noqa: E402
 
 
 def main() -> int:
@@ -37,6 +38,8 @@ def main() -> int:
     if not args.skip_forwarding:
         print("forwarding (about a minute) ...", flush=True)
         forwarding.run(figures, details)
+        print("live load balancer under 20 kpps (about 30 s) ...", flush=True)
+        live_changes.run(figures, details)
     data = common.write_results(figures, args.output)
     data["details"] = details
     args.output.write_text(__import__("json").dumps(data, indent=1))
