@@ -5,9 +5,10 @@ names its next hop.  With B a multiple of the tutorial's ``ecmp_count`` C, bucke
 b first goes where select ``b % C`` went, so turning the tutorial's two entries
 into a bucket table moves no flow.  Reaching new weights then reassigns the
 fewest buckets: a backend over its target gives up buckets (first those that
-are not "home" for it: b % N names a bucket's home among the N backends), a
-backend under its target takes them (home buckets first).  So a drain followed
-by a restore gives every bucket back to where it was.
+are not "home" for it, lowest first -- b % N names a bucket's home among the N
+backends -- then its home ones, highest first), a backend under its target
+takes them (home buckets first).  So, with two backends, a drain followed by a
+restore gives every bucket back to where it was.
 
 Everything here is plain data in, plain data out (as aioquic's core).
 """
@@ -63,9 +64,9 @@ def rebalance(current: Sequence[str], weights: Mapping[str, int],
     freed: list[int] = []
     for name in backends:
         surplus = have[name] - want[name]
-        if surplus > 0:  # give up away-from-home buckets first, highest first
-            mine = [b for b in range(len(current)) if current[b] == name]
-            mine.sort(key=lambda b: (home[b] == name, -b))
+        if surplus > 0:  # away-from-home buckets first (lowest first), then home ones
+            mine = [b for b in range(len(current)) if current[b] == name]  # (highest first)
+            mine.sort(key=lambda b: (home[b] == name, -b if home[b] == name else b))
             freed += mine[:surplus]
     freed.sort()
     need = {name: want[name] - have[name] for name in backends if want[name] > have[name]}
