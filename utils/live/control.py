@@ -24,25 +24,40 @@ ELECTION_ID = 2  # above mycontroller.py's default (1)
 
 @dataclass
 class Sample:
-    """Per-backend packet and byte totals at one moment (from the direct counters)."""
+    """The group's direct counters at one moment: per bucket, and per backend of the
+    buckets each one holds now."""
 
     at: float
+    buckets: dict[int, tuple[str, int, int]]  # select -> (backend, packets, bytes)
     packets: dict[str, int]
     bytes: dict[str, int]
 
+    def since(self, before: Sample | None) -> dict[str, int]:
+        """Packets per backend from ``before`` to now, bucket by bucket, each bucket's
+        packets going to the backend that holds it now: a bucket that moved between
+        the samples does not shift its old total from one backend to the other, and
+        one written anew (counter back to 0) counts from 0."""
+        out = dict.fromkeys(self.packets, 0)
+        for select, (name, packets, _) in self.buckets.items():
+            old = before.buckets.get(select) if before is not None else None
+            out[name] += packets - old[1] if old is not None and old[1] <= packets else packets
+        return out
+
 
 def sample(balancer: Balancer, at: float) -> Sample:
-    """Totals per backend of the buckets each one holds now."""
+    """The counters of the group's buckets, per bucket and per backend."""
     names = {hop: name for name, hop in balancer.backends.items()}
     packets = dict.fromkeys(balancer.backends, 0)
     octets = dict.fromkeys(balancer.backends, 0)
+    buckets = {}
     for select in balancer.selects:
         bucket = balancer.buckets.get(select)
         name = names.get(bucket.next_hop) if bucket is not None else None
         if name is not None:
+            buckets[select] = (name, bucket.packets, bucket.bytes)
             packets[name] += bucket.packets
             octets[name] += bucket.bytes
-    return Sample(at, packets, octets)
+    return Sample(at, buckets, packets, octets)
 
 
 class LiveSwitch:

@@ -32,14 +32,12 @@ def rows(balancer: Balancer, before: Sample | None, now: Sample) -> list[Row]:
         held[name] += 1
     total_weight = sum(balancer.weights.values()) or 1
     seconds = now.at - before.at if before is not None else 0.0
-    deltas = {name: now.packets[name] - (before.packets.get(name, 0) if before else 0)
-              for name in balancer.backends}
-    deltas = {name: max(0, d) for name, d in deltas.items()}
-    moved = sum(deltas.values())
+    deltas = now.since(before)
+    counted = sum(deltas.values())
     return [Row(name, balancer.weights.get(name, 0), held[name],
                 balancer.weights.get(name, 0) / total_weight, now.packets[name],
                 now.bytes[name], deltas[name] / seconds if seconds > 0 else 0.0,
-                deltas[name] / moved if moved else None)
+                deltas[name] / counted if counted else None)
             for name in balancer.backends]
 
 
