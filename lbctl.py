@@ -77,7 +77,7 @@ def watch(live: LiveSwitch, args: argparse.Namespace) -> None:
             time.sleep(args.interval)
             balancer, now = live.sample()
             table = view.rows(balancer, before, now)
-            history.add(now.at, table)
+            history.add(before.at - start, now.at - start, table)
             frame = view.bars(table, time.strftime("%H:%M:%S"))
             print(("\x1b[H\x1b[J" if clear else "") + "\n".join(frame), flush=True)
             before = now

@@ -94,14 +94,17 @@ def bars(table: Sequence[Row], clock: str) -> list[str]:
 
 @dataclass
 class History:
-    """Shares over time, for the chart."""
+    """Shares over time, for the chart: one entry per interval between two samples."""
 
-    times: list[float] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # where each interval starts
+    end: float = 0.0  # where the last one ends
     shares: dict[str, list[float]] = field(default_factory=dict)
     targets: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(self, at: float, table: Sequence[Row]) -> None:
-        self.times.append(at)
+    def add(self, start: float, end: float, table: Sequence[Row]) -> None:
+        """The shares observed from ``start`` to ``end`` and the targets at ``end``."""
+        self.times.append(start)
+        self.end = end
         for row in table:
             self.shares.setdefault(row.name, []).append(row.share or 0.0)
             self.targets.setdefault(row.name, []).append(row.target)
@@ -114,18 +117,20 @@ def plot(history: History, path: str, title: str = "share of the traffic per bac
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(8, 4))
+    figure, axes = plt.subplots(figsize=(8, 4.6))
     start = history.times[0] if history.times else 0.0
-    seconds = [t - start for t in history.times]
+    seconds = [t - start for t in [*history.times, history.end]]
     for name, shares in history.shares.items():
-        line, = axes.plot(seconds, [100 * s for s in shares], label=f"{name} observed")
-        axes.plot(seconds, [100 * s for s in history.targets[name]], linestyle="--",
+        line, = axes.plot(seconds, [100 * s for s in [*shares, shares[-1]]],
+                          drawstyle="steps-post", label=f"{name} observed")
+        targets = history.targets[name]
+        axes.plot(seconds, [100 * s for s in [*targets, targets[-1]]], linestyle="--",
                   drawstyle="steps-post", color=line.get_color(), label=f"{name} target")
     axes.set_xlabel("seconds")
     axes.set_ylabel("share of packets (%)")
-    axes.set_ylim(0, 100)
+    axes.set_ylim(-2, 102)
     axes.set_title(title)
-    axes.legend(loc="upper right")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=4, frameon=False)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -189,7 +189,7 @@ def report(windows: list[Window], changes: list[tuple[int, int]], sent: dict,
         chunk = [host for seq, _sport, host in packets if first <= seq < first + bin_size]
         window = windows[sum(low <= first for low, _high in changes)]
         total = sum(window.weights.values())
-        history.add(first / rate, [
+        history.add(first / rate, min(first + bin_size, sent["sent"]) / rate, [
             Row(h, window.weights[h], 0, window.weights[h] / total, 0, 0, 0.0,
                 chunk.count(h) / len(chunk) if chunk else 0.0) for h in BACKENDS])
     chart.parent.mkdir(parents=True, exist_ok=True)
