@@ -92,6 +92,9 @@ def change(live: LiveSwitch, plan: Plan, args: argparse.Namespace) -> None:
     """Print what the plan does; write it unless --dry-run."""
     total = len(plan.after)
     weights = " ".join(f"{n}={w}" for n, w in plan.weights.items())
+    if not plan.phases:
+        print(f"s1: the weights are already {weights}: nothing to change, nothing written")
+        return
     print(f"s1: weights {weights}: {len(plan.phases)} writes, {plan.moved} of {total} buckets "
           f"change backend ({plan.moved / total:.1%} of the flows; the fewest possible "
           f"is {plan.fewest})")
@@ -188,6 +191,9 @@ if __name__ == "__main__":
         run(parse_args())
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:  # e.g. `./lbctl.py ... --dry-run | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     except WriteError as error:
         print("error: " + "\n".join(error.lines()), file=sys.stderr)
         sys.exit(1)

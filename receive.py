@@ -45,7 +45,8 @@ def summary(packet: Packet) -> dict:
     """The fields a load-balancing check needs, JSON-ready."""
     ip, tcp = packet[IP], packet[TCP]
     return {"src": ip.src, "dst": ip.dst, "sport": tcp.sport, "dport": tcp.dport,
-            "ttl": ip.ttl, "src_mac": packet.src, "dst_mac": packet.dst,
+            "ttl": ip.ttl, "id": ip.id, "seq": tcp.seq, "src_mac": packet.src,
+            "dst_mac": packet.dst,
             "payload": bytes(tcp.payload).decode(errors="replace")}
 
 

@@ -7,6 +7,11 @@ switch does not look at the destination MAC.  --sport S fixes the source
 port (with --count N: N packets of that one flow).  Prints what it sent,
 source ports included, so the hash split can be checked; --json prints one
 JSON object instead.
+
+--rate PPS --seconds S sends steady traffic instead, for ./lbctl.py watch:
+the --count flows in turn at PPS packets/s for S seconds, with the IPv4
+identification and the TCP sequence number changing on every packet, as real
+TCP does (raw socket, utils/live/traffic.py; scapy's sendp manages ~2,000/s).
 """
 
 import os
@@ -27,9 +32,18 @@ import json  # noqa: E402
 import random  # noqa: E402
 import socket  # noqa: E402
 
-from scapy.all import IP, TCP, Ether, get_if_hwaddr, get_if_list, sendp  # noqa: E402
+from scapy.all import (  # noqa: E402
+    IP,
+    TCP,
+    Ether,
+    get_if_addr,
+    get_if_hwaddr,
+    get_if_list,
+    sendp,
+)
 
 EPHEMERAL = range(49152, 65536)
+sys.path.insert(0, str(HERE / "utils"))
 
 
 def interface() -> str:
@@ -66,15 +80,23 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true", help="show2() each packet")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object with the source ports sent")
+    parser.add_argument("--rate", type=float, metavar="PPS",
+                        help="steady traffic: PPS packets/s over the --count flows")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="how long steady traffic lasts (default 10)")
     args = parser.parse_args()
     if not 1 <= args.count <= len(EPHEMERAL):
         parser.error(f"--count must be between 1 and {len(EPHEMERAL)}")
+    if args.rate is not None and not (args.rate > 0 and args.seconds > 0):
+        parser.error("--rate and --seconds must be above 0")
     try:
         address = socket.gethostbyname(args.destination)
     except OSError:
         sys.exit(f"error: cannot resolve {args.destination}")
     iface = interface()
     sports = source_ports(args.count, args.sport)
+    if args.rate is not None:
+        return steady(iface, address, sports, args)
     packets = [Ether(src=get_if_hwaddr(iface), dst="ff:ff:ff:ff:ff:ff")
                / IP(dst=address) / TCP(dport=args.dport, sport=sport) / args.message
                for sport in sports]
@@ -94,6 +116,30 @@ def main() -> int:
               f"payload={args.message!r}")
         if args.verbose:
             packet.show2()
+    return 0
+
+
+def steady(iface: str, address: str, sports: list[int], args: argparse.Namespace) -> int:
+    """--rate: paced packets over the flows, id and seq changing per packet."""
+    from live.traffic import Segments, send
+
+    segments = Segments(sports, src_mac=get_if_hwaddr(iface), dst_mac="ff:ff:ff:ff:ff:ff",
+                        src=get_if_addr(iface), dst=address, dport=args.dport,
+                        tail=args.message.encode())
+    if not args.json:
+        print(f"sending on interface {iface} to {address}: {len(sports)} flows at "
+              f"{args.rate:.0f} packets/s for {args.seconds:g} s", flush=True)
+    try:
+        result = send(iface, segments, args.rate, args.seconds, quiet=True)
+    except OSError as exc:
+        sys.exit(f"error: cannot send on {iface}: {exc.strerror or exc} (run it as root, "
+                 "e.g. from the Mininet CLI: h1 ./send.py ...)")
+    if args.json:
+        print(json.dumps({"interface": iface, "destination": address, "dport": args.dport,
+                          **result}))
+    else:
+        print(f"sent {result['sent']} packets in {result['seconds']:.1f} s "
+              f"({result['rate']:.0f} packets/s)")
     return 0
 
 

@@ -285,6 +285,8 @@ def test_watch_dry_run_and_refusals(tmp_path: Path) -> None:
         assert plan.count("INSERT MyIngress.ecmp_nhop") == BUCKETS - 2
         assert plan.count("MODIFY MyIngress.ecmp_nhop") == 64
         assert rig.table() == before  # nothing written
+        assert "nothing to change" in rig.lbctl("restore", "h3")  # h3 is not drained
+        assert rig.table() == before
 
         chart = tmp_path / "shares.png"
         with rig.receivers():

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -80,6 +81,25 @@ def test_flows_get_distinct_ephemeral_source_ports_and_arrive_as_sent(wire: None
              "ff:ff:ff:ff:ff:ff")
 
 
+def test_steady_traffic_is_paced_with_id_and_seq_changing_per_packet(wire: None) -> None:
+    listener = receiver("--json", "--timeout", "6")
+    sent = run(SENDER, "send.py", "10.0.0.1", "hi", "--count", "20", "--rate", "400",
+               "--seconds", "2", "--json")
+    assert sent.returncode == 0, sent.stderr
+    result = json.loads(sent.stdout)
+    assert 0.9 * 800 <= result["sent"] <= 1.02 * 800 and result["send_errors"] == 0
+    out, _err = listener.communicate(timeout=30)
+    got = json.loads(out)["packets"]
+    print(f"sent {result['sent']} in {result['seconds']:.2f} s, received {len(got)}")
+    assert len(got) == result["sent"]
+    per_flow = Counter(p["sport"] for p in got)
+    assert set(per_flow) == set(result["sports"]) and len(per_flow) == 20
+    assert max(per_flow.values()) - min(per_flow.values()) <= 1  # the flows in turn
+    assert len({p["id"] for p in got}) == len({p["seq"] for p in got}) == len(got)
+    assert all(p["payload"].endswith("hi") and (p["src"], p["dst"], p["dport"]) ==
+               ("10.0.1.1", "10.0.0.1", 1234) for p in got)
+
+
 def test_one_readable_line_per_packet_and_a_count_on_ctrl_c(wire: None) -> None:
     listener = receiver()
     sent = run(SENDER, "send.py", "10.0.0.1", "hi", "--sport", "50000", "--count", "2")
@@ -116,7 +136,7 @@ def test_no_eth0_is_one_line(wire: None) -> None:
 
 def test_bad_arguments_are_usage_errors(wire: None) -> None:
     for args in (("10.0.0.1",), ("10.0.0.1", "x", "--count", "0"),
-                 ("10.0.0.1", "x", "--sport", "70000")):
+                 ("10.0.0.1", "x", "--sport", "70000"), ("10.0.0.1", "x", "--rate", "0")):
         result = run(SENDER, "send.py", *args)
         assert result.returncode == 2 and "usage: send.py" in result.stderr
         assert "Traceback" not in result.stderr

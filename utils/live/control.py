@@ -87,4 +87,5 @@ class LiveSwitch:
             self._primary = True
         for phase in plan.phases:
             self.connection.write(phase.updates)
-            progress(f"{phase.what}: {len(phase.updates)} updates written")
+            count = len(phase.updates)
+            progress(f"{phase.what}: {count} update{'' if count == 1 else 's'} written")

@@ -78,13 +78,16 @@ def plan_weights(info: P4Info, balancer: Balancer, weights: Mapping[str, int],
     wanted = {name: int(weights.get(name, balancer.weights.get(name, 0)))
               for name in balancer.backends}
     names = list(balancer.backends)
+    kept = dict(balancer.saved if saved is None else saved)
+    if wanted == balancer.weights and kept == balancer.saved and \
+            balancer.count >= buckets.BUCKETS:
+        return unchanged(balancer)
     count = buckets.bucket_count(balancer.count) if balancer.count < buckets.BUCKETS \
         else balancer.count
     before = buckets.expand(balancer.assignment(), count)
     after = buckets.rebalance(before, wanted, names)
     changed = Balancer(balancer.prefix, balancer.base, count, balancer.buckets,
-                       balancer.backends, wanted,
-                       dict(balancer.saved if saved is None else saved))
+                       balancer.backends, wanted, kept)
     phases = []
     if count > balancer.count:
         make = []
@@ -102,6 +105,12 @@ def plan_weights(info: P4Info, balancer: Balancer, weights: Mapping[str, int],
     phases.append(Phase(f"move {len(moves)} buckets", moves + [
         modify(group_entry(info, changed, count, changed.metadata()))]))
     return Plan(phases, before, after, wanted, buckets.fewest_moves(before, wanted, names))
+
+
+def unchanged(balancer: Balancer) -> Plan:
+    """A plan that writes nothing (lbctl says there is nothing to change)."""
+    current = balancer.assignment()
+    return Plan([], current, current, dict(balancer.weights), 0)
 
 
 def plan_drain(info: P4Info, balancer: Balancer, name: str) -> Plan:
@@ -122,8 +131,10 @@ def plan_restore(info: P4Info, balancer: Balancer, name: str) -> Plan:
                          f"{', '.join(balancer.backends)})")
     saved = dict(balancer.saved)
     weight = saved.pop(name, None)
+    if weight is None and balancer.weights.get(name, 0) > 0:
+        return unchanged(balancer)  # not drained
     if weight is None:
-        weight = balancer.weights.get(name, 0) or 1
+        weight = 1
     return plan_weights(info, balancer, {name: weight}, saved)
 
 

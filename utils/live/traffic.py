@@ -50,13 +50,13 @@ class Segments:
 
     def __init__(self, sports: list[int], src_mac: str = H1_MAC,
                  dst_mac: str = GATEWAY_MAC, src: str = H1, dst: str = VIP,
-                 dport: int = DPORT, pad: int = 0) -> None:
+                 dport: int = DPORT, pad: int = 0, tail: bytes = b"") -> None:
         self.sports = sports
         self.ether = bytes.fromhex(dst_mac.replace(":", "")) + \
             bytes.fromhex(src_mac.replace(":", "")) + b"\x08\x00"
         self.src, self.dst = socket.inet_aton(src), socket.inet_aton(dst)
         self.dport = dport
-        self.pad = b"\0" * pad
+        self.pad = tail + b"\0" * pad  # after the flow's tag: a message, then padding
         self.length = IPV4 + 20 + PAYLOAD.size + pad
 
     def frame(self, sport: int, seq: int) -> bytes:
@@ -85,13 +85,16 @@ def open_socket(iface: str) -> socket.socket:
     return sock
 
 
-def send(iface: str, segments: Segments, rate: float, seconds: float) -> dict:
-    """Paced sending in 1 ms slots; returns what was sent (and how late it ran)."""
+def send(iface: str, segments: Segments, rate: float, seconds: float,
+         quiet: bool = False) -> dict:
+    """Paced sending in 1 ms slots; returns what was sent (and how late it ran).
+    Prints "sending" on stderr once it starts, unless ``quiet``."""
     sock = open_socket(iface)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
     stream = segments.stream()
     sent = errors = 0
-    print("sending", file=sys.stderr, flush=True)
+    if not quiet:
+        print("sending", file=sys.stderr, flush=True)
     start = time.monotonic()
     end = start + seconds
     while True:
