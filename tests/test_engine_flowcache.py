@@ -44,6 +44,23 @@ def test_cached_results_equal_uncached_results(reference: Path) -> None:
     assert cached.cache.hits > 500  # the comparison really went through the cache
 
 
+def test_direct_counters_stay_on_the_cache_and_count_as_without_it() -> None:
+    """Our load_balance counts every ecmp_nhop hit: the cache replays the counts."""
+    build = Path(__file__).resolve().parents[1] / "build"
+    cached, plain = program_s1(build), program_s1(build)
+    assert cached.tables["MyIngress.ecmp_nhop"].with_counters
+    assert cached.cache.enabled, cached.cache.reason
+    plain.cache.enabled = False
+    for port, frame in frames(seed=2, count=3000):
+        assert cached.process(port, frame).outputs == plain.process(port, frame).outputs
+    assert cached.cache.hits > 500
+
+    def counts(pipeline: Pipeline) -> list[tuple[int, int]]:
+        return [(e.packets, e.bytes) for e in pipeline.tables["MyIngress.ecmp_nhop"].entries()]
+
+    assert counts(cached) == counts(plain) and sum(n for n, _ in counts(plain)) > 500
+
+
 def test_a_table_write_invalidates_cached_flows(reference: Path) -> None:
     pipeline = program_s1(reference)
     frame = bytes(Ether() / IP(src="10.0.1.1", dst="10.0.0.1") / TCP(sport=50000, dport=1234))

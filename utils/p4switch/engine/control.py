@@ -51,9 +51,11 @@ class ConditionalNode(Node):
 class TableNode(Node):
     kind = "table"
 
-    def __init__(self, name: str, table: MatchTable) -> None:
+    def __init__(self, name: str, table: MatchTable,
+                 counted: list[tuple[Any, int]] | None = None) -> None:
         super().__init__(name)
         self.table = table
+        self.counted = counted if counted is not None else []  # for the flow cache
         self.key_fn: Callable[[Any], Any] = lambda p: 0
         self.next_by_action: dict[str, Node | None] = {}
         self.hit_next: Node | None = None
@@ -102,6 +104,7 @@ class TableNode(Node):
         if self.table.with_counters:
             entry.packets += 1
             entry.bytes += len(p.data)
+            self.counted.append((entry, len(p.data)))
         if self.meter is not None and self.meter_slot is not None:
             slot, mask = self.meter_slot
             p.f[slot] = self.meter.execute_entry(entry, len(p.data)) & mask

@@ -1,6 +1,6 @@
 """A per-flow result cache that keeps BMv2's semantics.
 
-For a *stateless* program -- no registers, counters, meters, random numbers,
+For a *stateless* program -- no registers, counter arrays, meters, random numbers,
 timestamps, queue depths, clones, digests or recirculation -- what comes out of
 a frame depends only on the ingress port, the header bytes the parser can
 reach, the frame length if the program reads ``packet_length``, and the
@@ -9,7 +9,9 @@ frame[:span])`` where ``span`` bounds the bytes the parser can consume, and it
 stores the emitted headers plus the payload offset; the payload itself is
 copied from each frame.  Any control-plane change moves the ``Generation``
 counter and empties the cache.  Programs that are not stateless never use it
-(``FlowCache.reason`` says why).
+(``FlowCache.reason`` says why).  Direct counters are state too, but only
+written: a stored result lists the entries it counted, and every hit counts
+them again (packets + 1, bytes by the frame's length), as the slow path would.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class FlowCache:
 
     def __init__(self, program: Program, limit: int = 65536) -> None:
         self.limit = limit
-        self.entries: dict[Any, tuple[int, list[tuple[int, bytes]], int]] = {}
+        self.entries: dict[Any, tuple[int, list[tuple[int, bytes]], int, list]] = {}
         self.seen_generation = -1
         self.generation = program.generation
         self.reason = self._impurity(program)
@@ -90,9 +92,8 @@ class FlowCache:
                 return f"calculation '{calc['name']}' reads the payload"
         for pipeline in data.get("pipelines", []):
             for table in pipeline.get("tables", []):
-                if table.get("with_counters") or table.get("direct_meters") \
-                        or table.get("support_timeout"):
-                    return f"table '{table['name']}' has direct counters, meters or timeouts"
+                if table.get("direct_meters") or table.get("support_timeout"):
+                    return f"table '{table['name']}' has direct meters or timeouts"
             for profile in pipeline.get("action_profiles", []):
                 algo = (profile.get("selector") or {}).get("algo")
                 if algo is not None and algo not in PURE_HASHES:
@@ -132,9 +133,11 @@ class FlowCache:
             return port, frame[:self.span], len(frame)
         return port, frame[:self.span]
 
-    def store(self, key: Any, frame: bytes, offset: int,
-              outputs: list[tuple[int, bytes]], drops: int) -> None:
-        """Remember a result if it can only depend on the key."""
+    def store(self, key: Any, frame: bytes, offset: int, outputs: list[tuple[int, bytes]],
+              drops: int, counted: list[tuple[Any, int]]) -> None:
+        """Remember a result if it can only depend on the key; ``counted``: the entries
+        whose direct counters it updated, each with its byte count minus the frame's
+        length, replayed on every hit."""
         if offset > self.header_span:
             return
         payload = len(frame) - offset
@@ -145,4 +148,4 @@ class FlowCache:
             headers.append((port, data[:len(data) - payload]))
         if len(self.entries) >= self.limit:
             self.entries.clear()
-        self.entries[key] = (offset, headers, drops)
+        self.entries[key] = (offset, headers, drops, counted)

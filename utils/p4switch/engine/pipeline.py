@@ -166,13 +166,20 @@ class Pipeline:
             hit = cache.entries.get(key)
             if hit is not None:
                 cache.hits += 1
-                offset, headers, drops = hit
+                offset, headers, drops, counted = hit
+                size = len(frame)
+                for entry, extra in counted:  # the direct counters the slow path updated
+                    entry.packets += 1
+                    entry.bytes += size + extra
                 payload = frame[offset:]
                 return Result([(out, head + payload) for out, head in headers], drops=drops)
             cache.misses += 1
+        counted = self.program.counted
+        counted.clear()
         result = self._run(port, frame, trace)
         if cache is not None and result.error is None and result.parsed_ok:
-            cache.store(key, frame, result.payload_offset, result.outputs, result.drops)
+            cache.store(key, frame, result.payload_offset, result.outputs, result.drops,
+                        [(entry, size - len(frame)) for entry, size in counted])
         return result
 
     def _run(self, port: int, frame: bytes, trace: Callable[[str], None] | None) -> Result:

@@ -86,6 +86,7 @@ class Program:
 
     def _build(self, program: dict[str, Any], log: Callable[[Any, str], None]) -> None:
         self.generation = Generation()
+        self.counted: list[tuple[Any, int]] = []  # (entry, bytes) direct-counted this packet
         self.layout = layout = Layout(program)
         self.template = PacketTemplate(layout)
         self.ns = ns = Namespace()
@@ -196,7 +197,7 @@ class Program:
         for spec in table_specs:
             table = self._table(spec, compiler)
             self.tables[table.name] = table
-            node = TableNode(spec["name"], table)
+            node = TableNode(spec["name"], table, self.counted)
             node.key_fn_source, _ = compiler.key_source(spec.get("key", []))  # type: ignore
             nodes[spec["name"]] = node
         for spec in pipeline.get("conditionals", []):
