@@ -20,6 +20,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from p4protos.bytestrings import bytes_to_int, int_to_bytes
+
 from .errors import CodecError, ValueTooWide
 
 MAC_RE = re.compile(r"^[0-9a-fA-F]{1,2}([:-][0-9a-fA-F]{1,2}){5}$")
@@ -30,7 +32,7 @@ Value = int | str | bytes | ipaddress.IPv4Address | ipaddress.IPv6Address
 __all__ = [
     "CodecError", "ValueTooWide", "canonical", "decode", "decode_text", "encode",
     "encode_lpm", "encode_padded", "encode_range", "encode_ternary", "format_value",
-    "guess_hint", "pad", "parse_int", "parse_prefix",
+    "guess_hint", "int_to_bytes", "pad", "parse_int", "parse_prefix",
 ]
 
 
@@ -46,11 +48,6 @@ def nbytes(bitwidth: int) -> int:
 def canonical(data: bytes) -> bytes:
     """Strip leading zero bytes; zero stays one byte."""
     return bytes(data).lstrip(b"\x00") or b"\x00"
-
-
-def int_to_bytes(number: int) -> bytes:
-    """The canonical bytestring of a non-negative int."""
-    return number.to_bytes(max(1, (number.bit_length() + 7) // 8), "big")
 
 
 def pad(data: bytes, bitwidth: int) -> bytes:
@@ -109,8 +106,10 @@ def encode_padded(value: Value, bitwidth: int, what: str = "") -> bytes:
 
 def decode(data: bytes, bitwidth: int | None = None) -> int:
     """The int in a canonical or padded bytestring (ValueTooWide if it does not fit)."""
-    number = int.from_bytes(data, "big")
-    if bitwidth is not None and number >> bitwidth:
+    if bitwidth is None:
+        return int.from_bytes(data, "big")
+    number = bytes_to_int(data, bitwidth)
+    if number is None:
         raise ValueTooWide(bytes(data), bitwidth)
     return number
 

@@ -24,13 +24,12 @@ from typing import TextIO
 
 import grpc
 
-from .engine import ConfigError, Pipeline
+from .engine import DROP_PORT, ConfigError, Pipeline
 from .io.pcap import PcapObserver
 from .io.ports import DataPlane, Port, PortError
 from .switch import PacketLog, Switch
 
 DEFAULT_GRPC = "127.0.0.1:9559"
-DROP_PORT = 511
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "off")
 TRACEBACK_ENV = "P4SWITCH_TRACEBACK"
 

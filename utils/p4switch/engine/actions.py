@@ -17,7 +17,7 @@ from .expressions import ExpressionCompiler, Namespace, store
 from .headers import HeaderCodec
 from .layout import Layout
 
-DROP_PORT = 511
+DROP_PORT = 511  # v1model's drop port (egress_spec), the only one p4switch supports
 MIRROR_VALID = 1 << 16
 
 

@@ -100,6 +100,15 @@ class BatchErrors:
         return status
 
 
+def stream_error(code: int, message: str) -> p4runtime_pb2.StreamMessageResponse:
+    """A stream error in PI's space; the caller sets which message it answers
+    (``packet_out``, ``digest_list_ack`` or ``other``)."""
+    response = p4runtime_pb2.StreamMessageResponse()
+    error = response.error
+    error.canonical_code, error.message, error.space = code, message, ERROR_SPACE
+    return response
+
+
 def abort_with_status(context: grpc.ServicerContext, status: status_pb2.Status) -> None:
     """End the RPC with ``status`` (code, message and binary details)."""
     context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))

@@ -28,6 +28,7 @@ from .errors import (
     invalid,
     not_found,
     precondition,
+    stream_error,
     unimplemented,
 )
 from .packetio import packet_in_message, packet_out_frame
@@ -382,10 +383,7 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
         try:
             handler(connection, message)
         except Exception as exc:  # noqa: BLE001 - reported to the client, stream goes on
-            response = p4runtime_pb2.StreamMessageResponse()
-            response.error.canonical_code = code_pb2.INTERNAL
-            response.error.message = f"{type(exc).__name__}: {exc}"
-            response.error.space = "ALL-sswitch-p4org"
+            response = stream_error(code_pb2.INTERNAL, f"{type(exc).__name__}: {exc}")
             response.error.other.SetInParent()
             connection.send(response)
 
@@ -419,10 +417,7 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
             else:
                 self.switch.packet_out(frame)
         if error is not None:
-            response = p4runtime_pb2.StreamMessageResponse()
-            response.error.canonical_code = error.code
-            response.error.message = error.message
-            response.error.space = "ALL-sswitch-p4org"
+            response = stream_error(error.code, error.message)
             response.error.packet_out.packet_out.CopyFrom(packet)
             connection.send(response)
 
@@ -453,10 +448,7 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
         try:
             config.digests.ack(ack)
         except P4RuntimeError as error:
-            response = p4runtime_pb2.StreamMessageResponse()
-            response.error.canonical_code = error.code
-            response.error.message = error.message
-            response.error.space = "ALL-sswitch-p4org"
+            response = stream_error(error.code, error.message)
             response.error.digest_list_ack.digest_list_ack.CopyFrom(ack)
             connection.send(response)
 
