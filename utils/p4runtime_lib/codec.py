@@ -12,7 +12,6 @@ zero-padded strings and BMv2's server returns canonical ones on Read.
   ``encode`` reads back (round trip).
 * ``encode_lpm`` / ``encode_ternary`` / ``encode_range`` handle the
   ``"10.0.0.0/8"``, ``"value &&& mask"`` and ``"low..high"`` forms.
-* ``pad`` gives the full-width form the tutorial library sends.
 """
 
 from __future__ import annotations
@@ -31,8 +30,8 @@ Value = int | str | bytes | ipaddress.IPv4Address | ipaddress.IPv6Address
 
 __all__ = [
     "CodecError", "ValueTooWide", "canonical", "decode", "decode_text", "encode",
-    "encode_lpm", "encode_padded", "encode_range", "encode_ternary", "format_value",
-    "guess_hint", "int_to_bytes", "pad", "parse_int", "parse_prefix",
+    "encode_lpm", "encode_range", "encode_ternary", "format_value",
+    "guess_hint", "int_to_bytes", "parse_int", "parse_prefix",
 ]
 
 
@@ -40,22 +39,9 @@ def _for(what: str) -> str:
     return f" for {what}" if what else ""
 
 
-def nbytes(bitwidth: int) -> int:
-    """Bytes needed for a ``bitwidth``-bit field."""
-    return max(1, (bitwidth + 7) // 8)
-
-
 def canonical(data: bytes) -> bytes:
     """Strip leading zero bytes; zero stays one byte."""
     return bytes(data).lstrip(b"\x00") or b"\x00"
-
-
-def pad(data: bytes, bitwidth: int) -> bytes:
-    """Zero-pad to the field's full byte width (the tutorial library's encoding)."""
-    value = int.from_bytes(data, "big")
-    if value >> bitwidth:
-        raise ValueTooWide(bytes(data), bitwidth)
-    return value.to_bytes(nbytes(bitwidth), "big")
 
 
 def parse_int(value: Value, bitwidth: int | None = None, what: str = "") -> int:
@@ -97,11 +83,6 @@ def _parse_text(text: str, what: str) -> int:
 def encode(value: Value, bitwidth: int, what: str = "") -> bytes:
     """Canonical bytestring of ``value`` for a ``bitwidth``-bit field (ValueTooWide)."""
     return int_to_bytes(parse_int(value, bitwidth, what))
-
-
-def encode_padded(value: Value, bitwidth: int, what: str = "") -> bytes:
-    """Full-width (non-canonical) bytestring, as the tutorial's convert.py sends."""
-    return parse_int(value, bitwidth, what).to_bytes(nbytes(bitwidth), "big")
 
 
 def decode(data: bytes, bitwidth: int | None = None) -> int:

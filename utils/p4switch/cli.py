@@ -302,12 +302,12 @@ def start(argv: list[str], running: Running) -> Switch:
             raise UsageError(f"cannot write pcap files into '{options.pcap}': "
                              f"{exc.strerror}") from None
         switch.observers.append(running.pcap)
-    from .runtime import ServeError, serve  # the gRPC server only once the ports are up
+    from .runtime import BadAddress, ServeError, serve  # gRPC only once the ports are up
 
     try:
         running.server = serve(switch, target_options.grpc_server_addr, credentials)
     except ServeError as exc:
-        hint = "" if "bad address" in str(exc) else \
+        hint = "" if isinstance(exc, BadAddress) else \
             " (is another switch running on that port? pick another with --grpc-server-addr)"
         raise UsageError(f"{exc}{hint}") from None
     host = target_options.grpc_server_addr.rpartition(":")[0]

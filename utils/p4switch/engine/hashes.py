@@ -204,9 +204,3 @@ class Calculation:
 
     def __call__(self, packet: Any) -> int:
         return self.hash(self.build(packet))
-
-    def configure_crc(self, config: CrcConfig) -> None:
-        """Change the parameters of a ``crc*_custom`` calculation."""
-        if self.algo not in CUSTOM_DEFAULTS:
-            raise ValueError(f"calculation '{self.name}' is not a custom CRC")
-        self.hash = Crc(config)

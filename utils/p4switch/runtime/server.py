@@ -457,6 +457,10 @@ class ServeError(RuntimeError):
     """The gRPC server could not start (address busy or invalid)."""
 
 
+class BadAddress(ServeError):
+    """The address is not ``HOST:PORT`` (no other switch can be the cause)."""
+
+
 def check_address(address: str) -> None:
     """ServeError with the OS's reason if ``HOST:PORT`` cannot be bound."""
     host, _, port_text = address.rpartition(":")
@@ -467,7 +471,7 @@ def check_address(address: str) -> None:
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.bind((host, port))
     except ValueError:
-        raise ServeError(f"bad address '{address}': expected HOST:PORT") from None
+        raise BadAddress(f"bad address '{address}': expected HOST:PORT") from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ServeError(f"cannot listen on {address}: {reason}") from None
@@ -507,4 +511,4 @@ def serve(switch: Switch, address: str = "127.0.0.1:9559",
     return server
 
 
-__all__ = ["P4RuntimeServicer", "ServeError", "serve"]
+__all__ = ["BadAddress", "P4RuntimeServicer", "ServeError", "serve"]
