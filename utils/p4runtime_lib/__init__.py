@@ -6,8 +6,9 @@
 * ``errors``   one-line errors; per-update decoding of failed batches
 * ``switch``   ``SwitchConnection``: arbitration, pipeline, write, read
 
-Import the protobuf modules from ``p4runtime_lib.protos`` (it makes PyPI's
-``p4runtime`` wheel work on protobuf's fast upb backend).
+Import the protobuf modules from ``p4protos`` (shared with the switch; it makes
+PyPI's ``p4runtime`` wheel work on protobuf's fast upb backend);
+``p4runtime_lib.protos`` re-exports them.
 """
 
 from .codec import decode, encode, format_value

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from .protos import code_pb2, p4runtime_pb2, status_pb2
+from p4protos import code_pb2, p4runtime_pb2, status_pb2
 
 DETAILS_KEY = "grpc-status-details-bin"
 

@@ -20,6 +20,8 @@ from typing import IO, Any
 import grpc
 from google.protobuf import text_format
 
+from p4protos import code_pb2, p4info_pb2, p4runtime_pb2, p4runtime_pb2_grpc
+
 from .codec import encode
 from .entries import ElectionId, entity, format_update, write_request
 from .entries import election_id as to_election_id
@@ -36,7 +38,6 @@ from .errors import (
     write_error,
 )
 from .p4info import P4Info
-from .protos import code_pb2, p4info_pb2, p4runtime_pb2, p4runtime_pb2_grpc
 
 MAX_MESSAGE = 256 * 1024 * 1024
 SetRequest = p4runtime_pb2.SetForwardingPipelineConfigRequest

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from p4runtime_lib.protos import p4info_pb2
+from p4protos import p4info_pb2
 from p4switch.engine import ActionDef, ConfigError, MatchTable, Pipeline
 
 from .digests import DigestManager

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from p4protos import p4runtime_pb2
 from p4protos.bytestrings import int_to_bytes
-from p4runtime_lib.protos import p4runtime_pb2
 
 from .errors import already_exists, invalid, not_found, unimplemented
 from .readsink import ReadSink

@@ -10,7 +10,7 @@ from __future__ import annotations
 import grpc
 from google.protobuf import any_pb2
 
-from p4runtime_lib.protos import code_pb2, p4runtime_pb2, status_pb2
+from p4protos import code_pb2, p4runtime_pb2, status_pb2
 
 ERROR_SPACE = "ALL-sswitch-p4org"
 

@@ -8,8 +8,8 @@ port loses its ``packet_in`` header, whose fields become PacketIn metadata.
 
 from __future__ import annotations
 
+from p4protos import p4runtime_pb2
 from p4protos.bytestrings import int_to_bytes
-from p4runtime_lib.protos import p4runtime_pb2
 
 from .bytestrings import to_int
 from .config import PacketMetadata

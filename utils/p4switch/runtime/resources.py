@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from p4protos import p4info_pb2, p4runtime_pb2
 from p4protos.bytestrings import int_to_bytes
-from p4runtime_lib.protos import p4info_pb2, p4runtime_pb2
 
 from .bytestrings import to_int
 from .config import ExternInfo, PipelineConfig, TableInfo

@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 from google.protobuf import struct_pb2
 
-from p4runtime_lib.protos import code_pb2, p4runtime_pb2, p4runtime_pb2_grpc
+from p4protos import code_pb2, p4runtime_pb2, p4runtime_pb2_grpc
 from p4switch.engine import ConfigError
 from p4switch.switch import Switch
 

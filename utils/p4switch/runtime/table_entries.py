@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from p4protos import p4runtime_pb2
 from p4protos.bytestrings import bytes_to_int
-from p4runtime_lib.protos import p4runtime_pb2
 from p4switch.engine import (
     ActionCall,
     ConstTable,
