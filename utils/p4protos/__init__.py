@@ -15,12 +15,5 @@ from google.rpc import code_pb2, status_pb2  # noqa: E402
 from p4.config.v1 import p4info_pb2  # noqa: E402
 from p4.v1 import p4data_pb2, p4runtime_pb2, p4runtime_pb2_grpc  # noqa: E402
 
-__all__ = [
-    "code_pb2",
-    "install",
-    "p4data_pb2",
-    "p4info_pb2",
-    "p4runtime_pb2",
-    "p4runtime_pb2_grpc",
-    "status_pb2",
-]
+__all__ = ["code_pb2", "install", "p4data_pb2", "p4info_pb2", "p4runtime_pb2",
+           "p4runtime_pb2_grpc", "status_pb2"]

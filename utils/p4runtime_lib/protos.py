@@ -11,12 +11,5 @@ from p4protos import (
     status_pb2,
 )
 
-__all__ = [
-    "code_pb2",
-    "install",
-    "p4data_pb2",
-    "p4info_pb2",
-    "p4runtime_pb2",
-    "p4runtime_pb2_grpc",
-    "status_pb2",
-]
+__all__ = ["code_pb2", "install", "p4data_pb2", "p4info_pb2", "p4runtime_pb2",
+           "p4runtime_pb2_grpc", "status_pb2"]
