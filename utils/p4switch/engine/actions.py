@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import ConfigError
-from .expressions import ExpressionCompiler, Namespace, store
+from .expressions import ExpressionCompiler, Namespace, identifier, store
 from .headers import HeaderCodec
 from .layout import Layout
 
@@ -130,7 +130,7 @@ class ActionCompiler:
     # -- public -------------------------------------------------------------
     def compile(self, name: str, primitives: list[dict[str, Any]]) -> Callable[..., None]:
         """A function ``run(p, a)`` executing ``primitives``."""
-        ident = "".join(c if c.isalnum() else "_" for c in name)
+        ident = identifier(name)
         if any(prim["op"] in ("_jump", "_jump_if_zero") for prim in primitives):
             return self._compile_steps(ident, primitives)
         body = ["f = p.f", "v = p.v"]
