@@ -19,6 +19,7 @@ import signal
 import ssl
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -208,7 +209,7 @@ def check_options(options: argparse.Namespace, target: argparse.Namespace,
 def load_pipeline(path: Path) -> Pipeline:
     """The BMv2 JSON at ``path``; UsageError (one line, with a hint) otherwise."""
     try:
-        return Pipeline.from_json(path.read_bytes())
+        return Pipeline.from_json(path.read_bytes(), start=time.monotonic())
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}; have you run 'make'?") \
             from None

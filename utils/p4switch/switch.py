@@ -90,7 +90,7 @@ class Switch:
                 if trace:
                     trace("Dropping packet: no P4 program loaded")
                 return None
-            result = pipeline.process(port, frame, trace)
+            result = pipeline.process(port, frame, time.monotonic(), trace)
             digests = list(result.digests)
         if result.error and trace is None and self.log is not None:
             self.log.write(packet_id, f"Packet dropped: {result.error}")
@@ -120,8 +120,9 @@ class Switch:
                 pipeline = self.pipeline
                 if pipeline is None:
                     return
-                process = pipeline.process
-                results = [process(port, frame) for frame in frames[start:start + BATCH]]
+                process, clock = pipeline.process, time.monotonic
+                results = [process(port, frame, clock())
+                           for frame in frames[start:start + BATCH]]
             for result in results:
                 for egress, data in result.outputs:
                     target = ports.get(egress)

@@ -355,7 +355,7 @@ class ActionCompiler:
         meter, _ = self._object("meter_array", params[0])
         lines = [f"_i = {self._data(params[1])}", f"if 0 <= _i < {meter}.size:"]
         return lines + ["    " + line for line in
-                        self._store(params[2], f"{meter}.execute(_i, len(p.data))")]
+                        self._store(params[2], f"{meter}.execute(_i, len(p.data), p.now)")]
 
     def p_register_read(self, params: list[dict[str, Any]]) -> list[str]:
         _, array = self._object("register_array", params[1])

@@ -104,7 +104,7 @@ class TableNode(Node):
             entry.bytes += len(p.data)
         if self.meter is not None and self.meter_slot is not None:
             slot, mask = self.meter_slot
-            p.f[slot] = self.meter.execute_entry(entry, len(p.data)) & mask
+            p.f[slot] = self.meter.execute_entry(entry, len(p.data), p.now) & mask
 
 
 class ControlCompiler:
