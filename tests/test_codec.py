@@ -14,12 +14,11 @@ from p4runtime_lib.codec import (
     decode_text,
     encode,
     encode_lpm,
-    encode_padded,
     encode_range,
     encode_ternary,
     format_value,
     guess_hint,
-    pad,
+    parse_int,
     parse_prefix,
 )
 from p4runtime_lib.errors import CodecError, ControllerError, ValueTooWide
@@ -56,9 +55,16 @@ def test_encode_is_canonical(value, width, expected) -> None:
     ("00:00:00:00:01:02", 48, b"\x00\x00\x00\x00\x01\x02"),
 ])
 def test_padded_form_is_the_tutorial_encoding(value, width, expected) -> None:
-    """tutorial_spec §5.2: convert.py sends ceil(bitwidth/8) bytes."""
-    assert encode_padded(value, width) == expected
-    assert pad(encode(value, width), width) == expected
+    """tutorial_spec §5.2: convert.py sends ceil(bitwidth/8) bytes; we read them and
+    send the canonical form of the same value."""
+    assert full_width(parse_int(value, width), width) == expected
+    assert decode(expected, width) == parse_int(value, width)
+    assert encode(value, width) == canonical(expected)
+
+
+def full_width(number: int, width: int) -> bytes:
+    """The tutorial's padded bytestring (ceil(width/8) bytes), built without the codec."""
+    return number.to_bytes((width + 7) // 8, "big")
 
 
 @given(st.integers(min_value=1, max_value=128).flatmap(
@@ -68,8 +74,8 @@ def test_round_trip_any_width(width_value: tuple[int, int]) -> None:
     data = encode(value, width)
     assert data == canonical(data) and (len(data) == 1 or data[0] != 0)
     assert decode(data, width) == value
-    assert decode(pad(data, width), width) == value
-    assert len(pad(data, width)) == (width + 7) // 8
+    assert decode(full_width(value, width), width) == value
+    assert len(data) <= len(full_width(value, width)) == (width + 7) // 8
     for hint in ("int", "hex", None):
         assert encode(format_value(value, width, hint), width) == data
 
@@ -87,7 +93,7 @@ def test_round_trip_any_width(width_value: tuple[int, int]) -> None:
 def test_text_round_trip(text: str, width: int, hint: str) -> None:
     data = encode(text, width)
     assert decode_text(data, width, hint) == text
-    assert decode_text(pad(data, width), width, hint) == text
+    assert decode_text(full_width(decode(data), width), width, hint) == text
 
 
 def test_decode_formats_by_hint_or_bitwidth() -> None:
@@ -132,7 +138,7 @@ def test_too_wide_names_value_width_and_field() -> None:
     with pytest.raises(ValueTooWide, match="does not fit in 9 bits"):
         decode(b"\x02\x00", 9)
     with pytest.raises(ValueTooWide):
-        pad(b"\x01\x00\x00", 16)
+        decode(b"\x01\x00\x00", 16)
 
 
 @pytest.mark.parametrize("value, message", [
@@ -147,11 +153,11 @@ def test_unreadable_values(value, message: str) -> None:
         encode(value, 32)
 
 
-def test_canonical_and_pad() -> None:
+def test_canonical_and_padded_input() -> None:
     assert canonical(b"\x00\x00") == b"\x00"
     assert canonical(b"\x00\x01\x00") == b"\x01\x00"
-    assert pad(b"\x02", 9) == b"\x00\x02"
-    assert pad(b"\x00\x00\x00\x02", 9) == b"\x00\x02"  # over-padded input is fine
+    assert decode(b"\x00\x02", 9) == decode(b"\x02", 9) == 2
+    assert decode(b"\x00\x00\x00\x02", 9) == 2  # over-padded input is fine
 
 
 def test_prefixes() -> None:

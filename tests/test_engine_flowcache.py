@@ -8,7 +8,7 @@ from pathlib import Path
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
-from test_engine_programs import add, ip, load, mac, program_s1, set_default
+from test_engine_programs import NOW, add, ip, load, mac, program_s1, set_default
 
 from p4switch.engine import ActionCall, Pipeline
 
@@ -40,7 +40,7 @@ def test_cached_results_equal_uncached_results(reference: Path) -> None:
     assert cached.cache.enabled, cached.cache.reason
     plain.cache.enabled = False
     for port, frame in frames(seed=1, count=3000):
-        assert cached.process(port, frame).outputs == plain.process(port, frame).outputs
+        assert cached.process(port, frame, NOW).outputs == plain.process(port, frame, NOW).outputs
     assert cached.cache.hits > 500  # the comparison really went through the cache
 
 
@@ -52,7 +52,7 @@ def test_direct_counters_stay_on_the_cache_and_count_as_without_it() -> None:
     assert cached.cache.enabled, cached.cache.reason
     plain.cache.enabled = False
     for port, frame in frames(seed=2, count=3000):
-        assert cached.process(port, frame).outputs == plain.process(port, frame).outputs
+        assert cached.process(port, frame, NOW).outputs == plain.process(port, frame, NOW).outputs
     assert cached.cache.hits > 500
 
     def counts(pipeline: Pipeline) -> list[tuple[int, int]]:
@@ -64,31 +64,31 @@ def test_direct_counters_stay_on_the_cache_and_count_as_without_it() -> None:
 def test_a_table_write_invalidates_cached_flows(reference: Path) -> None:
     pipeline = program_s1(reference)
     frame = bytes(Ether() / IP(src="10.0.1.1", dst="10.0.0.1") / TCP(sport=50000, dport=1234))
-    assert pipeline.process(1, frame).outputs[0][0] == 2
-    assert pipeline.process(1, frame).outputs[0][0] == 2
+    assert pipeline.process(1, frame, NOW).outputs[0][0] == 2
+    assert pipeline.process(1, frame, NOW).outputs[0][0] == 2
     table = pipeline.tables["MyIngress.ecmp_nhop"]
     entry = table.find([0])
     table.modify(entry, ActionCall(table.actions["MyIngress.set_nhop"],
                                    (mac("00:00:00:00:01:07"), ip("10.0.7.7"), 7)))
-    out = pipeline.process(1, frame).outputs
+    out = pipeline.process(1, frame, NOW).outputs
     assert out[0][0] == 7 and Ether(out[0][1])[IP].dst == "10.0.7.7"
     other = bytes(Ether() / IP(src="10.0.1.1", dst="10.5.5.5") / TCP(sport=1))
-    assert pipeline.process(1, other).outputs == []  # the default drop, now cached
+    assert pipeline.process(1, other, NOW).outputs == []  # the default drop, now cached
     add(pipeline, "MyIngress.ecmp_group", [(ip("10.5.0.0"), 16)],
         "MyIngress.set_ecmp_select", 0, 1)
-    assert pipeline.process(1, other).outputs[0][0] == 7
+    assert pipeline.process(1, other, NOW).outputs[0][0] == 7
     set_default(pipeline, "MyIngress.ecmp_group", "NoAction")
     unknown = bytes(Ether() / IP(src="10.0.1.1", dst="10.6.6.6") / TCP(sport=1))
-    assert pipeline.process(1, unknown).outputs[0][0] == 0
+    assert pipeline.process(1, unknown, NOW).outputs[0][0] == 0
 
 
 def test_multicast_group_change_invalidates(reference: Path) -> None:
     pipeline = load(reference, "multicast")
     pipeline.pre.set_group(1, [(1, 1), (2, 1)])
     frame = bytes(Ether(src="08:00:00:00:01:11", dst="ff:ff:ff:ff:ff:ff") / IP() / UDP())
-    assert [p for p, _ in pipeline.process(3, frame).outputs] == [1, 2]
+    assert [p for p, _ in pipeline.process(3, frame, NOW).outputs] == [1, 2]
     pipeline.pre.set_group(1, [(1, 1), (2, 1), (4, 1)])
-    assert [p for p, _ in pipeline.process(3, frame).outputs] == [1, 2, 4]
+    assert [p for p, _ in pipeline.process(3, frame, NOW).outputs] == [1, 2, 4]
 
 
 def test_stateful_programs_are_never_cached(reference: Path) -> None:

@@ -26,6 +26,7 @@ from p4switch.engine import ActionCall, CloneSession, MeterConfig, Pipeline
 
 P4_DIR = Path(__file__).parent / "p4"
 CRC16 = crcmod.predefined.mkCrcFun("crc-16")
+NOW = 0.0  # Pipeline.process reads no clock: packets arrive at t = 0 s unless a test says
 
 
 def load(name: str) -> Pipeline:
@@ -84,7 +85,7 @@ def test_pop_front_removes_the_top_label() -> None:
     frame = eth(0x88B5) + label(100, 0) + label(200, 1) + ipv4() + UDP_BYTES
     # lastIndex was 1 when parsing ended; it lands in the last byte of dstAddr
     expected = eth(0x88B5, last_byte(DST, 1)) + label(200, 1) + ipv4() + UDP_BYTES
-    assert pipeline.process(1, frame).outputs == [(3, expected)]
+    assert pipeline.process(1, frame, NOW).outputs == [(3, expected)]
 
 
 def test_push_front_adds_a_label() -> None:
@@ -92,7 +93,7 @@ def test_push_front_adds_a_label() -> None:
     frame = eth(0x88B5) + label(100, 1) + ipv4() + UDP_BYTES
     expected = (eth(0x88B5, last_byte(DST, 0)) + label(77, 0, ttl=64) + label(100, 1)
                 + ipv4() + UDP_BYTES)
-    assert pipeline.process(1, frame).outputs == [(4, expected)]
+    assert pipeline.process(1, frame, NOW).outputs == [(4, expected)]
 
 
 def test_varbit_options_and_lookahead() -> None:
@@ -101,7 +102,7 @@ def test_varbit_options_and_lookahead() -> None:
     frame = eth(0x0800) + ipv4(6, options) + UDP_BYTES
     # default action forward(1); options kept; peek header holds the first option byte
     expected = eth(0x0800, last_byte(DST, 0)) + ipv4(6, options) + UDP_BYTES + bytes([0x94])
-    assert pipeline.process(2, frame).outputs == [(1, expected)]
+    assert pipeline.process(2, frame, NOW).outputs == [(1, expected)]
 
 
 def test_removing_a_varbit_header() -> None:
@@ -112,7 +113,7 @@ def test_removing_a_varbit_header() -> None:
     ip_out[0] = (4 << 4) | 5  # ihl rewritten, totalLen left as it was
     # options invalid: no peek header either
     expected = eth(0x0800, last_byte(DST, 0)) + bytes(ip_out) + UDP_BYTES + b"data"
-    assert pipeline.process(1, frame).outputs == [(2, expected)]
+    assert pipeline.process(1, frame, NOW).outputs == [(2, expected)]
 
 
 @pytest.mark.parametrize("frame, marker", [
@@ -123,7 +124,7 @@ def test_removing_a_varbit_header() -> None:
 def test_parser_errors_reach_ingress(frame: bytes, marker: int) -> None:
     """BMv2 keeps the headers extracted before the error and the rest as payload."""
     pipeline = load("stacks")
-    (out,) = pipeline.process(1, frame).outputs
+    (out,) = pipeline.process(1, frame, NOW).outputs
     assert out[0] == 1
     data = out[1]
     assert data[6:12] == marker.to_bytes(6, "big")
@@ -133,20 +134,20 @@ def test_parser_errors_reach_ingress(frame: bytes, marker: int) -> None:
 def test_parser_value_set() -> None:
     pipeline = load("stacks")
     frame = eth(0x9000) + label(5, 1) + ipv4() + UDP_BYTES
-    assert pipeline.process(1, frame).outputs == [(1, eth(0x9000) + frame[14:])]
+    assert pipeline.process(1, frame, NOW).outputs == [(1, eth(0x9000) + frame[14:])]
     pipeline.program.value_sets["MyParser.tunnel_types"].add(0x9000)
     expected = eth(0x9000, last_byte(DST, 0)) + frame[14:]
-    assert pipeline.process(1, frame).outputs == [(1, expected)]
+    assert pipeline.process(1, frame, NOW).outputs == [(1, expected)]
 
 
 def test_truncate_and_exit() -> None:
     pipeline = stacks_with_op("MyIngress.chop", 20, 5)
     frame = eth(0x0800) + ipv4() + UDP_BYTES + b"x" * 30
-    (port, data), = pipeline.process(1, frame).outputs
+    (port, data), = pipeline.process(1, frame, NOW).outputs
     assert (port, data) == (5, (eth(0x0800, last_byte(DST, 0)) + frame[14:])[:20])
     pipeline = stacks_with_op("MyIngress.stop_here", 6)
     short = eth(0x0800) + ipv4()[:10]  # a parser error that exit skips marking
-    assert pipeline.process(1, short).outputs == [(6, short)]
+    assert pipeline.process(1, short, NOW).outputs == [(6, short)]
 
 
 # -- tables.p4 -----------------------------------------------------------------------
@@ -171,11 +172,11 @@ def tables_pipeline() -> Pipeline:
 
 def test_exact_plus_lpm_and_the_default() -> None:
     pipeline = tables_pipeline()
-    (port, out), = pipeline.process(1, udp_frame(dst="10.9.0.1")).outputs
+    (port, out), = pipeline.process(1, udp_frame(dst="10.9.0.1"), NOW).outputs
     assert (port, report(out)[1]) == (3, 8)
-    (port, out), = pipeline.process(1, udp_frame(dst="10.9.5.1")).outputs
+    (port, out), = pipeline.process(1, udp_frame(dst="10.9.5.1"), NOW).outputs
     assert (port, report(out)[1]) == (2, 7)
-    assert pipeline.process(2, udp_frame(dst="10.9.0.1")).outputs == []  # no_route drops
+    assert pipeline.process(2, udp_frame(dst="10.9.0.1"), NOW).outputs == []  # no_route drops
 
 
 def test_ternary_range_optional_priorities() -> None:
@@ -189,7 +190,7 @@ def test_ternary_range_optional_priorities() -> None:
     results = {}
     for name, frame in {"both": udp_frame(), "range-miss": udp_frame(dport=70),
                         "none": udp_frame(src="10.2.0.1")}.items():
-        (_, out), = pipeline.process(1, frame).outputs
+        (_, out), = pipeline.process(1, frame, NOW).outputs
         results[name] = report(out)[0]
     # priority 30 needs TCP; 20 wins over 10; outside the range only 10 fits; else default
     assert results == {"both": 2, "range-miss": 1, "none": 0xEE}
@@ -199,7 +200,7 @@ def test_const_entries_by_priority() -> None:
     pipeline = tables_pipeline()
     values = []
     for sport in (0x1234, 0x1034, 0x2000):
-        (_, out), = pipeline.process(1, udp_frame(sport=sport)).outputs
+        (_, out), = pipeline.process(1, udp_frame(sport=sport), NOW).outputs
         values.append(report(out)[2])
     assert values == [1, 1, 3]  # 0x1234 matches both ternaries: the first listed wins
 
@@ -214,7 +215,7 @@ def test_action_selector_spreads_by_crc16() -> None:
     profile.set_group(1, [100, 101, 102], create=True)
     table.insert([0x0A090001], None, member=None, group=1)
     for sport in range(1000, 1020):
-        (_, out), = pipeline.process(1, udp_frame(sport=sport)).outputs
+        (_, out), = pipeline.process(1, udp_frame(sport=sport), NOW).outputs
         expected = CRC16(struct.pack("!HH", sport, 53)) % 3
         assert report(out)[3] == expected
 
@@ -223,7 +224,7 @@ def test_counters_meters_and_registers() -> None:
     pipeline = tables_pipeline()
     frame = udp_frame(sport=0x0405)
     for _ in range(3):
-        (_, out), = pipeline.process(1, frame).outputs
+        (_, out), = pipeline.process(1, frame, NOW).outputs
     assert report(out)[5] == 3  # the register counted three packets from this source port
     assert pipeline.program.registers["MyIngress.seen_by_source"].values[0x0405 & 0x3FF] == 3
     counter = pipeline.program.counters["MyIngress.port_packets"]
@@ -232,8 +233,25 @@ def test_counters_meters_and_registers() -> None:
     assert all(e.packets == 0 for e in pipeline.tables["MyIngress.acl"].entries())
     meter = pipeline.program.meters["MyIngress.port_meter"]
     meter.configure(1, MeterConfig(cir=1, cburst=1, pir=2, pburst=2))
-    colors = [report(pipeline.process(1, frame).outputs[0][1])[4] for _ in range(4)]
+    colors = [report(pipeline.process(1, frame, NOW).outputs[0][1])[4] for _ in range(4)]
     assert colors[0] == 0 and colors[-1] == 2  # green first, then red once buckets are empty
+
+
+def test_meters_refill_on_the_callers_clock() -> None:
+    """``now`` is all the engine knows of time: the same instant empties the buckets,
+    half a second refills half of them, a whole second all (cir 1/s, pir 2/s)."""
+    pipeline = tables_pipeline()
+    pipeline.program.meters["MyIngress.port_meter"].configure(
+        1, MeterConfig(cir=1, cburst=1, pir=2, pburst=2))
+    frame = udp_frame(sport=0x0405)
+
+    def color(now: float) -> int:
+        return report(pipeline.process(1, frame, now).outputs[0][1])[4]
+
+    assert [color(100.0) for _ in range(4)] == [0, 1, 2, 2]  # green, yellow, red, red
+    assert color(100.5) == 1  # committed 0.5 < 1, peak 1: yellow
+    assert color(101.5) == 0  # a second later both are full again: green
+    assert color(101.5) == 1
 
 
 # -- hashes.p4 -----------------------------------------------------------------------
@@ -252,7 +270,7 @@ def hash_frame(a: int, b: int, c: int, s: int, u: int, good_sum: bool = True) ->
 def test_hash_algorithms_and_arithmetic(a: int, b: int, c: int, s: int, u: int) -> None:
     pipeline = load("hashes")
     frame = hash_frame(a, b, c, s, u)
-    (port, out), = pipeline.process(1, frame).outputs
+    (port, out), = pipeline.process(1, frame, NOW).outputs
     assert port == 2
     data = struct.pack("!IIH", a, b, c)
     result = out[len(frame):]
@@ -276,7 +294,7 @@ def test_hash_algorithms_and_arithmetic(a: int, b: int, c: int, s: int, u: int) 
 def test_checksum_verification_sets_checksum_error() -> None:
     pipeline = load("hashes")
     frame = hash_frame(1, 2, 3, 0, 0, good_sum=False)
-    (_, out), = pipeline.process(1, frame).outputs
+    (_, out), = pipeline.process(1, frame, NOW).outputs
     result = out[len(frame):]
     assert result[2 + 4 + 2 + 2 + 2 + 2 + 4] == 1
 
@@ -303,7 +321,7 @@ def replicate_with(action: str, *args: int, dst: bytes = DST) -> Pipeline:
 def test_multicast_sets_rid_and_instance_type() -> None:
     pipeline = replicate_with("MyIngress.flood", 5)
     pipeline.pre.set_group(5, [(2, 10), (3, 10), (4, 11)])
-    outputs = pipeline.process(1, tagged(DST)).outputs
+    outputs = pipeline.process(1, tagged(DST), NOW).outputs
     expected = [(port, eth(0x9999) + tag(5, rid) + b"payload")
                 for port, rid in ((2, 10), (3, 10), (4, 11))]
     assert outputs == expected  # instance type 5 = replication
@@ -312,7 +330,7 @@ def test_multicast_sets_rid_and_instance_type() -> None:
 def test_ingress_clone_preserves_the_field_list() -> None:
     pipeline = replicate_with("MyIngress.clone_ingress", 9, 2)
     pipeline.pre.set_session(9, CloneSession([(7, 0)]))
-    outputs = pipeline.process(1, tagged(DST)).outputs
+    outputs = pipeline.process(1, tagged(DST), NOW).outputs
     # the clone is the original packet, instance type 1, with meta.mark preserved
     assert sorted(outputs) == sorted([(7, eth(0x9999) + tag(1, 0, 0, 0x11) + b"payload"),
                                       (2, eth(0x9999) + tag(0, 0, 0, 0x11) + b"payload")])
@@ -321,7 +339,7 @@ def test_ingress_clone_preserves_the_field_list() -> None:
 def test_egress_clone() -> None:
     pipeline = replicate_with("MyIngress.clone_egress", 4, 2)
     pipeline.pre.set_session(4, CloneSession([(6, 0)]))
-    outputs = dict(pipeline.process(1, tagged(DST)).outputs)
+    outputs = dict(pipeline.process(1, tagged(DST), NOW).outputs)
     assert outputs[2] == eth(0x9999) + tag(0, 0, 0, 0) + b"payload"
     assert outputs[6] == eth(0x9999) + tag(2, 0, 0, 0x33) + b"payload"
 
@@ -332,19 +350,19 @@ def test_resubmit_and_recirculate_carry_metadata() -> None:
     simple_switch resets instance_type to NORMAL before egress, so egress sees 0.
     """
     pipeline = replicate_with("MyIngress.recirculate_once", 3)
-    outputs = pipeline.process(1, tagged(DST)).outputs
+    outputs = pipeline.process(1, tagged(DST), NOW).outputs
     assert outputs == [(2, eth(0x9999) + tag(0, 0, 1, 0x44) + b"payload")]
     pipeline = replicate_with("MyIngress.resubmit_once", 3)
-    outputs = pipeline.process(1, tagged(DST)).outputs
+    outputs = pipeline.process(1, tagged(DST), NOW).outputs
     assert outputs == [(2, eth(0x9999) + tag(0, 0, 1, 0x22) + b"payload")]
 
 
 def test_packet_in_header_and_digest() -> None:
     pipeline = replicate_with("MyIngress.to_cpu")
-    outputs = pipeline.process(3, tagged(DST)).outputs
+    outputs = pipeline.process(3, tagged(DST), NOW).outputs
     assert outputs == [(CPU, struct.pack("!H", 3 << 7) + eth(0x9999) + tag() + b"payload")]
     pipeline = replicate_with("MyIngress.learn", 2)
-    result = pipeline.process(3, tagged(DST))
+    result = pipeline.process(3, tagged(DST), NOW)
     (_digest_id, _name, values), = result.digests
     assert values == [int.from_bytes(SRC, "big"), 3]
 
@@ -352,4 +370,4 @@ def test_packet_in_header_and_digest() -> None:
 def test_packet_out_goes_where_its_header_says() -> None:
     pipeline = load("replicate")
     frame = struct.pack("!H", 5 << 7) + eth(0x9999) + tag() + b"x"
-    assert pipeline.process(CPU, frame).outputs == [(5, eth(0x9999) + tag() + b"x")]
+    assert pipeline.process(CPU, frame, NOW).outputs == [(5, eth(0x9999) + tag() + b"x")]

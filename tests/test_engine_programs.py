@@ -19,6 +19,7 @@ from scapy.utils import checksum
 from p4switch.engine import ActionCall, Pipeline
 
 CRC16_ARC = crcmod.predefined.mkCrcFun("crc-16")  # BMv2's crc16 is CRC-16/ARC
+NOW = 0.0  # Pipeline.process reads no clock: these packets all arrive at t = 0 s
 
 
 def load(reference: Path, name: str) -> Pipeline:
@@ -88,7 +89,7 @@ def test_load_balance_splits_by_crc16_of_the_five_tuple(reference: Path) -> None
         port = 2 if select == 0 else 3
         expected = expected_lb(frame, f"00:00:00:00:01:0{port}", f"00:00:00:01:0{port}:00",
                                "10.0.2.2" if port == 2 else "10.0.3.3")
-        result = pipeline.process(1, frame)
+        result = pipeline.process(1, frame, NOW)
         assert result.outputs == [(port, expected)], sport
         seen[port] += 1
     assert seen[2] and seen[3]
@@ -96,14 +97,14 @@ def test_load_balance_splits_by_crc16_of_the_five_tuple(reference: Path) -> None
 
 def test_load_balance_spec_example_ports(reference: Path) -> None:
     pipeline = program_s1(reference)
-    ports = [pipeline.process(1, tcp_frame(sport)).outputs[0][0]
+    ports = [pipeline.process(1, tcp_frame(sport), NOW).outputs[0][0]
              for sport in (50000, 50001, 50002, 50003)]
     assert ports == [2, 3, 3, 2]
 
 
 def test_load_balance_miss_hits_default_drop(reference: Path) -> None:
     pipeline = program_s1(reference)
-    result = pipeline.process(1, tcp_frame(50000, dst="10.0.9.9"))
+    result = pipeline.process(1, tcp_frame(50000, dst="10.0.9.9"), NOW)
     assert result.outputs == [] and result.drops == 1
 
 
@@ -111,20 +112,20 @@ def test_load_balance_without_default_drop_sends_to_port_0(reference: Path) -> N
     """NoAction leaves egress_spec 0: BMv2 transmits on port 0 (no interface there)."""
     pipeline = load(reference, "load_balance")
     frame = tcp_frame(50000, dst="10.0.9.9")
-    result = pipeline.process(1, frame)
+    result = pipeline.process(1, frame, NOW)
     assert result.outputs == [(0, frame)]
 
 
 def test_load_balance_ttl_zero_skips_tables(reference: Path) -> None:
     pipeline = program_s1(reference)
     frame = tcp_frame(50000, ttl=0)
-    assert pipeline.process(1, frame).outputs == [(0, frame)]
+    assert pipeline.process(1, frame, NOW).outputs == [(0, frame)]
 
 
 def test_load_balance_non_ip_passes_unparsed(reference: Path) -> None:
     pipeline = program_s1(reference)
     frame = bytes(Ether(src="08:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff") / ARP(pdst="10.0.1.10"))
-    assert pipeline.process(1, frame).outputs == [(0, frame)]
+    assert pipeline.process(1, frame, NOW).outputs == [(0, frame)]
 
 
 def test_load_balance_icmp_hash_skips_invalid_tcp_fields(reference: Path) -> None:
@@ -136,7 +137,7 @@ def test_load_balance_icmp_hash_skips_invalid_tcp_fields(reference: Path) -> Non
     port = 2 if select == 0 else 3
     expected = expected_lb(frame, f"00:00:00:00:01:0{port}", f"00:00:00:01:0{port}:00",
                            "10.0.2.2" if port == 2 else "10.0.3.3")
-    assert pipeline.process(1, frame).outputs == [(port, expected)]
+    assert pipeline.process(1, frame, NOW).outputs == [(port, expected)]
 
 
 def test_truncated_tcp_header_is_a_parser_error_not_a_crash(reference: Path) -> None:
@@ -153,14 +154,14 @@ def test_truncated_tcp_header_is_a_parser_error_not_a_crash(reference: Path) -> 
     packet[14 + 16:14 + 20] = bytes([10, 0, port, port])
     packet[14 + 10:14 + 12] = b"\x00\x00"
     packet[14 + 10:14 + 12] = struct.pack("!H", checksum(bytes(packet[14:34])))
-    assert pipeline.process(1, frame).outputs == [(port, bytes(packet))]
+    assert pipeline.process(1, frame, NOW).outputs == [(port, bytes(packet))]
 
 
 @pytest.mark.parametrize("size", [0, 1, 13, 14, 20, 33, 34, 53])
 def test_short_frames_never_crash(reference: Path, size: int) -> None:
     pipeline = program_s1(reference)
     frame = tcp_frame(50000)[:size]
-    result = pipeline.process(1, frame)
+    result = pipeline.process(1, frame, NOW)
     assert result.error is None
     for _port, out in result.outputs:
         assert len(out) == size
@@ -185,10 +186,10 @@ def test_basic_longest_prefix_wins(reference: Path) -> None:
         packet.src, packet.dst = packet.dst, dmac
         packet[IP].ttl -= 1
         del packet[IP].chksum
-        assert pipeline.process(1, frame).outputs == [(port, bytes(packet))]
+        assert pipeline.process(1, frame, NOW).outputs == [(port, bytes(packet))]
     # basic's default action is drop
     miss = bytes(Ether() / IP(dst="192.168.1.1"))
-    assert pipeline.process(1, miss).outputs == []
+    assert pipeline.process(1, miss, NOW).outputs == []
 
 
 def test_basic_tunnel_forwards_on_dst_id(reference: Path) -> None:
@@ -196,9 +197,9 @@ def test_basic_tunnel_forwards_on_dst_id(reference: Path) -> None:
     add(pipeline, "MyIngress.myTunnel_exact", [2], "MyIngress.myTunnel_forward", 4)
     frame = (bytes(Ether(src="08:00:00:00:01:11", dst="08:00:00:00:02:22", type=0x1212))
              + struct.pack("!HH", 0x0800, 2) + bytes(IP(src="10.0.1.1", dst="10.0.2.2")))
-    assert pipeline.process(1, frame).outputs == [(4, frame)]
+    assert pipeline.process(1, frame, NOW).outputs == [(4, frame)]
     unknown = frame[:14] + struct.pack("!HH", 0x0800, 9) + frame[18:]
-    assert pipeline.process(1, unknown).outputs == []
+    assert pipeline.process(1, unknown, NOW).outputs == []
 
 
 def test_ecn_leaves_ecn_alone_with_an_empty_queue(reference: Path) -> None:
@@ -211,7 +212,7 @@ def test_ecn_leaves_ecn_alone_with_an_empty_queue(reference: Path) -> None:
     packet.src, packet.dst = packet.dst, "08:00:00:00:02:22"
     packet[IP].ttl -= 1
     del packet[IP].chksum
-    assert pipeline.process(1, frame).outputs == [(2, bytes(packet))]
+    assert pipeline.process(1, frame, NOW).outputs == [(2, bytes(packet))]
 
 
 # -- header stacks: mri and source_routing -------------------------------------------
@@ -237,7 +238,7 @@ def test_mri_pushes_a_switch_trace(reference: Path) -> None:
                           0x0800)
     option_out = bytes([0x1F, 12]) + struct.pack("!H", 1) + struct.pack("!II", 7, 0)
     expected = eth_out + ipv4_header(20 + 12 + len(payload), 8, option_out, ttl=63) + payload
-    assert pipeline.process(1, frame).outputs == [(2, expected)]
+    assert pipeline.process(1, frame, NOW).outputs == [(2, expected)]
 
 
 def test_source_routing_pops_the_stack(reference: Path) -> None:
@@ -247,10 +248,10 @@ def test_source_routing_pops_the_stack(reference: Path) -> None:
     routes = struct.pack("!HHH", 2, 3, 0x8000 | 1)  # port 2, port 3, bos port 1
     ip_bytes = bytes(IP(src="10.0.1.1", dst="10.0.2.2") / UDP())
     ip_after = ip_bytes[:8] + bytes([ip_bytes[8] - 1]) + ip_bytes[9:]
-    out = pipeline.process(1, eth + routes + ip_bytes).outputs
+    out = pipeline.process(1, eth + routes + ip_bytes, NOW).outputs
     assert out == [(2, eth + routes[2:] + ip_after)]
     # last hop: bos set -> etherType back to IPv4 and the stack is emptied
-    last = pipeline.process(1, eth + routes[4:] + ip_bytes).outputs
+    last = pipeline.process(1, eth + routes[4:] + ip_bytes, NOW).outputs
     assert last == [(1, bytes(Ether(src="08:00:00:00:01:11", dst="08:00:00:00:02:22", type=0x800))
                      + ip_after)]
 
@@ -258,7 +259,7 @@ def test_source_routing_pops_the_stack(reference: Path) -> None:
 def test_source_routing_without_routes_drops(reference: Path) -> None:
     pipeline = load(reference, "source_routing")
     frame = bytes(Ether(type=0x0800) / IP() / UDP())
-    assert pipeline.process(1, frame).outputs == []
+    assert pipeline.process(1, frame, NOW).outputs == []
 
 
 # -- multicast ------------------------------------------------------------------
@@ -269,7 +270,7 @@ def test_multicast_replicates_and_prunes_the_ingress_port(reference: Path) -> No
     add(pipeline, "MyIngress.mac_lookup", [mac("08:00:00:00:03:33")],
         "MyIngress.mac_forward", 3)
     frame = bytes(Ether(src="08:00:00:00:01:11", dst="ff:ff:ff:ff:ff:ff") / IP() / UDP())
-    result = pipeline.process(2, frame)
+    result = pipeline.process(2, frame, NOW)
     assert result.outputs == [(1, frame), (3, frame), (4, frame)]
     unicast = bytes(Ether(src="08:00:00:00:01:11", dst="08:00:00:00:03:33") / IP() / UDP())
-    assert pipeline.process(2, unicast).outputs == [(3, unicast)]
+    assert pipeline.process(2, unicast, NOW).outputs == [(3, unicast)]

@@ -61,6 +61,26 @@ def test_messages_work_on_upb() -> None:
     assert backend == "upb"
 
 
+def test_p4protos_and_the_re_export_are_the_same_modules() -> None:
+    result = run("import p4protos, p4runtime_lib.protos as old\n"
+                 "names = p4protos.__all__\n"
+                 "assert names == old.__all__\n"
+                 "assert all(getattr(p4protos, n) is getattr(old, n) for n in names)\n"
+                 "print(p4protos.p4runtime_pb2.WriteRequest(device_id=3).device_id)\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["3"]
+
+
+def test_the_switch_does_not_load_the_controller_library() -> None:
+    """The switch gets the protobuf fix from p4protos, not from p4runtime_lib."""
+    result = run("import sys\n"
+                 "import p4switch.cli, p4switch.runtime, p4switch.runtime.server\n"
+                 "from p4switch.engine import Pipeline\n"
+                 "print(sorted(m for m in sys.modules if m.split('.')[0] == 'p4runtime_lib'))\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_the_wheel_alone_fails_on_upb() -> None:
     """Proves the fix is needed: without our finder the stale modules do not import."""
     result = run("from google.protobuf.internal import api_implementation\n"
@@ -93,7 +113,7 @@ def test_the_one_line_read_gives_the_blob_a_full_parse_gives() -> None:
     import ast
     import importlib.util
 
-    from p4runtime_lib.protos import _stale_descriptor_blob
+    from p4protos.finder import _stale_descriptor_blob
 
     names = ["p4.v1.p4runtime_pb2", "p4.v1.p4data_pb2", "p4.config.v1.p4info_pb2",
              "p4.config.v1.p4types_pb2"]

@@ -9,7 +9,7 @@ import pytest
 from rawclient import Served, failed_write, own_program, update
 
 from p4runtime_lib.protos import code_pb2, p4runtime_pb2
-from p4switch.runtime import ServeError, serve
+from p4switch.runtime import BadAddress, ServeError, serve
 from p4switch.switch import Switch
 
 METHODS = ["Write", "Read", "SetForwardingPipelineConfig", "GetForwardingPipelineConfig",
@@ -79,9 +79,11 @@ def test_busy_or_bad_address_is_one_clear_line() -> None:
         with pytest.raises(ServeError) as info:
             serve(Switch(), f"127.0.0.1:{port}")
         assert str(info.value).startswith(f"cannot listen on 127.0.0.1:{port}")
+        assert not isinstance(info.value, BadAddress)
         assert "\n" not in str(info.value)
-    with pytest.raises(ServeError, match="bad address 'nowhere': expected HOST:PORT"):
+    with pytest.raises(ServeError, match="bad address 'nowhere': expected HOST:PORT") as bad:
         serve(Switch(), "nowhere")
+    assert isinstance(bad.value, BadAddress)
 
 
 def test_ephemeral_port_is_reported() -> None:

@@ -201,7 +201,8 @@ def test_write_before_a_pipeline_is_a_failed_precondition(client: Client, lb) ->
     assert info.value.details() == "No forwarding pipeline config set for this device"
 
 
-def test_pipeline_push_accepts_the_legacy_p4_tmp_wrapper(client: Client, lb) -> None:
+def test_pipeline_push_accepts_the_legacy_p4_tmp_wrapper(switch: tuple[Switch, str],
+                                                         client: Client, lb) -> None:
     names, device_config = lb
     client.become_primary()
     # p4.tmp.P4DeviceConfig {reassign: true, device_data: <json>} in wire format
@@ -214,6 +215,8 @@ def test_pipeline_push_accepts_the_legacy_p4_tmp_wrapper(client: Client, lb) -> 
             break
     wrapped = b"\x08\x01" + b"\x1a" + bytes(varint) + device_config
     client.set_pipeline(names.p4info, wrapped)
+    pipeline = switch[0].pipeline
+    assert pipeline is not None and pipeline.program.json == json.loads(device_config)
     client.write(update(INSERT, table_entry=group_entry(names, b"\x0a\x00\x00\x01")))
 
 

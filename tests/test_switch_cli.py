@@ -70,6 +70,19 @@ def test_bad_start_is_one_line(args: list[str], message: str) -> None:
     one_line_error(run_cli(*args), message)
 
 
+def test_a_busy_port_hints_at_another_switch_a_bad_address_does_not() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = run_cli("--no-p4", "--", "--grpc-server-addr", f"127.0.0.1:{port}")
+    one_line_error(taken, f"cannot listen on 127.0.0.1:{port}")
+    assert "(is another switch running on that port?" in taken.stderr
+    malformed = run_cli("--no-p4", "--", "--grpc-server-addr", "nonsense")
+    one_line_error(malformed, "bad address 'nonsense'")
+    assert "another switch" not in malformed.stderr
+
+
 def test_help_names_the_loopback_default_and_the_target_options() -> None:
     own = run_cli("--help")
     assert own.returncode == 0 and "127.0.0.1:9559" in own.stdout

@@ -26,6 +26,7 @@ from p4runtime_lib import (
     ControllerError,
     NotPrimary,
     P4Info,
+    PipelineError,
     SwitchConnection,
     SwitchUnavailable,
     WriteError,
@@ -156,6 +157,47 @@ def test_a_server_that_never_answers_arbitration_times_out() -> None:
             sw.become_primary()
     finally:
         server.stop(0)
+
+
+class Refusing(p4runtime_pb2_grpc.P4RuntimeServicer):
+    """A server that words its refusals unlike PI: only the codes say what happened."""
+
+    def StreamChannel(self, request_iterator, context):  # noqa: N802
+        next(request_iterator)
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "duplicate ElectionID 0:7")
+
+    def SetForwardingPipelineConfig(self, request, context):  # noqa: N802
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, "pipeline change in progress")
+
+    def Write(self, request, context):  # noqa: N802
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no program")
+
+
+@pytest.fixture
+def refusing() -> Iterator[str]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server(Refusing(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(0)
+
+
+def test_errors_are_told_apart_by_code_not_by_wording(refusing: str, info: P4Info) -> None:
+    with SwitchConnection("s4", refusing, 0, election_id=(0, 7), timeout=5) as sw:
+        with pytest.raises(NotPrimary) as taken:
+            sw.become_primary()
+        assert str(taken.value) == ("s4: election id 0:7 is already used by another "
+                                    "controller on this switch (duplicate ElectionID 0:7); "
+                                    "stop it or choose another --election-id")
+        with pytest.raises(PipelineError) as push:
+            sw.set_pipeline(info, b"{}")
+        assert str(push.value) == ("s4: pipeline push failed: FAILED_PRECONDITION: pipeline "
+                                   "change in progress")
+        with pytest.raises(WriteError) as write:
+            sw.write([modify(default_entry(info, "ecmp_group", "drop"))])
+        assert str(write.value) == ("s4: write failed: FAILED_PRECONDITION: no program; "
+                                    "push the pipeline first (SetForwardingPipelineConfig)")
 
 
 def test_write_read_back_and_per_update_errors(primary: SwitchConnection,

@@ -6,11 +6,12 @@
 * ``errors``   one-line errors; per-update decoding of failed batches
 * ``switch``   ``SwitchConnection``: arbitration, pipeline, write, read
 
-Import the protobuf modules from ``p4runtime_lib.protos`` (it makes PyPI's
-``p4runtime`` wheel work on protobuf's fast upb backend).
+Import the protobuf modules from ``p4protos`` (shared with the switch; it makes
+PyPI's ``p4runtime`` wheel work on protobuf's fast upb backend);
+``p4runtime_lib.protos`` re-exports them.
 """
 
-from .codec import decode, encode, format_value, pad
+from .codec import decode, encode, format_value
 from .entries import (
     DecodedEntry,
     clone_session_entry,
@@ -47,6 +48,6 @@ __all__ = [
     "NotPrimary", "P4Info", "P4InfoError", "PipelineError", "ReadError", "SwitchConnection",
     "SwitchUnavailable", "UpdateError", "ValueTooWide", "WriteError", "clone_session_entry",
     "decode", "decode_table_entry", "default_entry", "delete", "encode", "format_table_entry",
-    "format_update", "format_value", "insert", "modify", "multicast_group_entry", "pad",
+    "format_update", "format_value", "insert", "modify", "multicast_group_entry",
     "table_entry", "write_request",
 ]

@@ -12,13 +12,14 @@ zero-padded strings and BMv2's server returns canonical ones on Read.
   ``encode`` reads back (round trip).
 * ``encode_lpm`` / ``encode_ternary`` / ``encode_range`` handle the
   ``"10.0.0.0/8"``, ``"value &&& mask"`` and ``"low..high"`` forms.
-* ``pad`` gives the full-width form the tutorial library sends.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+
+from p4protos.bytestrings import bytes_to_int, int_to_bytes
 
 from .errors import CodecError, ValueTooWide
 
@@ -29,8 +30,8 @@ Value = int | str | bytes | ipaddress.IPv4Address | ipaddress.IPv6Address
 
 __all__ = [
     "CodecError", "ValueTooWide", "canonical", "decode", "decode_text", "encode",
-    "encode_lpm", "encode_padded", "encode_range", "encode_ternary", "format_value",
-    "guess_hint", "pad", "parse_int", "parse_prefix",
+    "encode_lpm", "encode_range", "encode_ternary", "format_value",
+    "guess_hint", "int_to_bytes", "parse_int", "parse_prefix",
 ]
 
 
@@ -38,27 +39,9 @@ def _for(what: str) -> str:
     return f" for {what}" if what else ""
 
 
-def nbytes(bitwidth: int) -> int:
-    """Bytes needed for a ``bitwidth``-bit field."""
-    return max(1, (bitwidth + 7) // 8)
-
-
 def canonical(data: bytes) -> bytes:
     """Strip leading zero bytes; zero stays one byte."""
     return bytes(data).lstrip(b"\x00") or b"\x00"
-
-
-def int_to_bytes(number: int) -> bytes:
-    """The canonical bytestring of a non-negative int."""
-    return number.to_bytes(max(1, (number.bit_length() + 7) // 8), "big")
-
-
-def pad(data: bytes, bitwidth: int) -> bytes:
-    """Zero-pad to the field's full byte width (the tutorial library's encoding)."""
-    value = int.from_bytes(data, "big")
-    if value >> bitwidth:
-        raise ValueTooWide(bytes(data), bitwidth)
-    return value.to_bytes(nbytes(bitwidth), "big")
 
 
 def parse_int(value: Value, bitwidth: int | None = None, what: str = "") -> int:
@@ -102,15 +85,12 @@ def encode(value: Value, bitwidth: int, what: str = "") -> bytes:
     return int_to_bytes(parse_int(value, bitwidth, what))
 
 
-def encode_padded(value: Value, bitwidth: int, what: str = "") -> bytes:
-    """Full-width (non-canonical) bytestring, as the tutorial's convert.py sends."""
-    return parse_int(value, bitwidth, what).to_bytes(nbytes(bitwidth), "big")
-
-
 def decode(data: bytes, bitwidth: int | None = None) -> int:
     """The int in a canonical or padded bytestring (ValueTooWide if it does not fit)."""
-    number = int.from_bytes(data, "big")
-    if bitwidth is not None and number >> bitwidth:
+    if bitwidth is None:
+        return int.from_bytes(data, "big")
+    number = bytes_to_int(data, bitwidth)
+    if number is None:
         raise ValueTooWide(bytes(data), bitwidth)
     return number
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from p4protos import p4info_pb2, p4runtime_pb2
+
 from .codec import (
     decode,
     encode,
@@ -34,7 +36,6 @@ from .codec import (
 )
 from .errors import CodecError, EntryError, P4InfoError
 from .p4info import P4Info
-from .protos import p4info_pb2, p4runtime_pb2
 
 MatchType = p4info_pb2.MatchField
 Scope = p4info_pb2.ActionRef

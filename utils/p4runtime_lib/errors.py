@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from .protos import code_pb2, p4runtime_pb2, status_pb2
+from p4protos import code_pb2, p4runtime_pb2, status_pb2
 
 DETAILS_KEY = "grpc-status-details-bin"
 
@@ -164,10 +164,12 @@ def describe(error: grpc.RpcError) -> str:
 
 def rpc_error(switch: str, address: str, what: str, error: grpc.RpcError,
               fallback: type[ControllerError] = ControllerError,
-              deadline: float | None = None) -> ControllerError:
+              deadline: float | None = None, needs_pipeline: bool = True) -> ControllerError:
     """Map a failed RPC to the ControllerError a user can act on.
 
     ``deadline`` (seconds the call was given) is named when the call ran out of time.
+    ``needs_pipeline``: the call (Write, Read, GetForwardingPipelineConfig) answers
+    FAILED_PRECONDITION when the switch has no pipeline yet, so that code gets the hint.
     """
     code = error.code()
     if code == grpc.StatusCode.UNAVAILABLE:
@@ -184,7 +186,7 @@ def rpc_error(switch: str, address: str, what: str, error: grpc.RpcError,
         return NotPrimary(f"{switch}: {what} refused: {error.details() or 'not primary'}",
                           "only the primary controller may do this; call become_primary() "
                           "and keep its stream open")
-    if code == grpc.StatusCode.FAILED_PRECONDITION and "pipeline" in (error.details() or ""):
+    if code == grpc.StatusCode.FAILED_PRECONDITION and needs_pipeline:
         return fallback(f"{switch}: {what} failed: {describe(error)}",
                         hint="push the pipeline first (SetForwardingPipelineConfig)")
     return fallback(f"{switch}: {what} failed: {describe(error)}")

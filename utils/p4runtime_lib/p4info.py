@@ -18,8 +18,9 @@ from typing import Any
 from google.protobuf import message as protobuf_message
 from google.protobuf import text_format
 
+from p4protos import p4info_pb2
+
 from .errors import P4InfoError
-from .protos import p4info_pb2
 
 KINDS = ("tables", "actions", "action_profiles", "counters", "direct_counters", "meters",
          "direct_meters", "controller_packet_metadata", "value_sets", "registers", "digests")

@@ -20,6 +20,8 @@ from typing import IO, Any
 import grpc
 from google.protobuf import text_format
 
+from p4protos import code_pb2, p4info_pb2, p4runtime_pb2, p4runtime_pb2_grpc
+
 from .codec import encode
 from .entries import ElectionId, entity, format_update, write_request
 from .entries import election_id as to_election_id
@@ -36,7 +38,6 @@ from .errors import (
     write_error,
 )
 from .p4info import P4Info
-from .protos import code_pb2, p4info_pb2, p4runtime_pb2, p4runtime_pb2_grpc
 
 MAX_MESSAGE = 256 * 1024 * 1024
 SetRequest = p4runtime_pb2.SetForwardingPipelineConfigRequest
@@ -187,7 +188,9 @@ class SwitchConnection:
 
     def _stream_failure(self, error: grpc.RpcError) -> ControllerError:
         details = error.details() or ""
-        if error.code() == grpc.StatusCode.INVALID_ARGUMENT and "lection id" in details:
+        # P4Runtime (and PI) end an arbitration stream with INVALID_ARGUMENT only when the
+        # election id is taken (by another controller, for the same role)
+        if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
             return NotPrimary(
                 f"{self.name}: election id {_show_id(self.election_id)} is already used by "
                 f"another controller on this switch ({details})",
@@ -233,7 +236,7 @@ class SwitchConnection:
             self.stub.SetForwardingPipelineConfig(request, timeout=deadline)
         except grpc.RpcError as error:
             raise rpc_error(self.name, self.address, "pipeline push", error,
-                            PipelineError, deadline) from None
+                            PipelineError, deadline, needs_pipeline=False) from None
 
     def get_pipeline(self, response_type: int = GetRequest.ALL
                      ) -> p4runtime_pb2.ForwardingPipelineConfig:
@@ -254,7 +257,7 @@ class SwitchConnection:
             return self.stub.Capabilities(request, timeout=self.timeout).p4runtime_api_version
         except grpc.RpcError as error:
             raise rpc_error(self.name, self.address, "capabilities", error,
-                            deadline=self.timeout) from None
+                            deadline=self.timeout, needs_pipeline=False) from None
 
     # -- writes ---------------------------------------------------------------------
     def write(self, updates: Iterable[p4runtime_pb2.Update]) -> None:

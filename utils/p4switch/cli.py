@@ -19,18 +19,18 @@ import signal
 import ssl
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TextIO
 
 import grpc
 
-from .engine import ConfigError, Pipeline
+from .engine import DROP_PORT, ConfigError, Pipeline
 from .io.pcap import PcapObserver
 from .io.ports import DataPlane, Port, PortError
 from .switch import PacketLog, Switch
 
 DEFAULT_GRPC = "127.0.0.1:9559"
-DROP_PORT = 511
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "off")
 TRACEBACK_ENV = "P4SWITCH_TRACEBACK"
 
@@ -209,7 +209,7 @@ def check_options(options: argparse.Namespace, target: argparse.Namespace,
 def load_pipeline(path: Path) -> Pipeline:
     """The BMv2 JSON at ``path``; UsageError (one line, with a hint) otherwise."""
     try:
-        return Pipeline.from_json(path.read_bytes())
+        return Pipeline.from_json(path.read_bytes(), start=time.monotonic())
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}; have you run 'make'?") \
             from None
@@ -303,12 +303,12 @@ def start(argv: list[str], running: Running) -> Switch:
             raise UsageError(f"cannot write pcap files into '{options.pcap}': "
                              f"{exc.strerror}") from None
         switch.observers.append(running.pcap)
-    from .runtime import ServeError, serve  # the gRPC server only once the ports are up
+    from .runtime import BadAddress, ServeError, serve  # gRPC only once the ports are up
 
     try:
         running.server = serve(switch, target_options.grpc_server_addr, credentials)
     except ServeError as exc:
-        hint = "" if "bad address" in str(exc) else \
+        hint = "" if isinstance(exc, BadAddress) else \
             " (is another switch running on that port? pick another with --grpc-server-addr)"
         raise UsageError(f"{exc}{hint}") from None
     host = target_options.grpc_server_addr.rpartition(":")[0]

@@ -52,16 +52,6 @@ class PacketLog:
         return lambda message: self.write(packet_id, message)
 
 
-class Stats:
-    """Frame counters, per port and in total."""
-
-    def __init__(self) -> None:
-        self.received: dict[int, int] = {}
-        self.sent: dict[int, int] = {}
-        self.dropped = 0
-        self.errors = 0
-
-
 class Switch:
     """A P4 switch instance: device id, pipeline, ports."""
 
@@ -76,7 +66,6 @@ class Switch:
         self.observers: list[FrameObserver] = []
         self.packet_in: Callable[[bytes], None] | None = None
         self.digest_sink: Callable[[int, str, list[int]], None] | None = None
-        self.stats = Stats()
         self._ids = itertools.count()
 
     def add_port(self, number: int, port: Port) -> None:
@@ -89,7 +78,6 @@ class Switch:
 
     def receive(self, port: int, frame: bytes) -> Result | None:
         """Process one frame received on ``port`` and transmit what comes out."""
-        self.stats.received[port] = self.stats.received.get(port, 0) + 1
         for observer in self.observers:
             observer.received(port, frame)
         packet_id = f"{next(self._ids)}.0"
@@ -99,17 +87,13 @@ class Switch:
         with self.lock:
             pipeline = self.pipeline
             if pipeline is None:
-                self.stats.dropped += 1
                 if trace:
                     trace("Dropping packet: no P4 program loaded")
                 return None
-            result = pipeline.process(port, frame, trace)
+            result = pipeline.process(port, frame, time.monotonic(), trace)
             digests = list(result.digests)
-        if result.error:
-            self.stats.errors += 1
-            if trace is None and self.log is not None:
-                self.log.write(packet_id, f"Packet dropped: {result.error}")
-        self.stats.dropped += result.drops
+        if result.error and trace is None and self.log is not None:
+            self.log.write(packet_id, f"Packet dropped: {result.error}")
         for egress, data in result.outputs:
             self.transmit(egress, data, trace)
         if self.digest_sink is not None:
@@ -127,8 +111,6 @@ class Switch:
             for frame in frames:
                 self.receive(port, frame)
             return
-        stats = self.stats
-        stats.received[port] = stats.received.get(port, 0) + len(frames)
         ports, cpu_port, observers = self.ports, self.cpu_port, self.observers
         for observer in observers:
             for frame in frames:
@@ -137,15 +119,11 @@ class Switch:
             with self.lock:
                 pipeline = self.pipeline
                 if pipeline is None:
-                    stats.dropped += len(frames) - start
                     return
-                process = pipeline.process
-                results = [process(port, frame) for frame in frames[start:start + BATCH]]
+                process, clock = pipeline.process, time.monotonic
+                results = [process(port, frame, clock())
+                           for frame in frames[start:start + BATCH]]
             for result in results:
-                if result.drops:
-                    stats.dropped += result.drops
-                if result.error:
-                    stats.errors += 1
                 for egress, data in result.outputs:
                     target = ports.get(egress)
                     if target is None or egress == cpu_port:
@@ -169,11 +147,9 @@ class Switch:
             return
         target = self.ports.get(port)
         if target is None:
-            self.stats.dropped += 1
             if trace:
                 trace(f"Port {port} has no interface; packet dropped")
             return
-        self.stats.sent[port] = self.stats.sent.get(port, 0) + 1
         for observer in self.observers:
             observer.sent(port, frame)
         target.send(frame)

@@ -1,5 +1,6 @@
 """Sans-I/O BMv2 JSON pipeline engine with v1model (simple_switch) semantics."""
 
+from .actions import DROP_PORT
 from .errors import (
     ConfigError,
     ConstTable,
@@ -15,8 +16,8 @@ from .profiles import ActionProfile
 from .tables import ActionCall, ActionDef, KeyField, MatchTable, TableEntry
 
 __all__ = [
-    "ActionCall", "ActionDef", "ActionProfile", "CloneSession", "ConfigError", "ConstTable",
-    "CounterArray", "DuplicateEntry", "EntryNotFound", "InvalidEntry", "KeyField",
+    "DROP_PORT", "ActionCall", "ActionDef", "ActionProfile", "CloneSession", "ConfigError",
+    "ConstTable", "CounterArray", "DuplicateEntry", "EntryNotFound", "InvalidEntry", "KeyField",
     "MatchTable", "MeterArray", "MeterConfig", "Pipeline", "RegisterArray",
     "ReplicationEngine", "Result", "TableEntry", "TableError", "TableFull",
 ]

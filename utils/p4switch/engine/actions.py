@@ -13,11 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import ConfigError
-from .expressions import ExpressionCompiler, Namespace, store
+from .expressions import ExpressionCompiler, Namespace, identifier, store
 from .headers import HeaderCodec
 from .layout import Layout
 
-DROP_PORT = 511
+DROP_PORT = 511  # v1model's drop port (egress_spec), the only one p4switch supports
 MIRROR_VALID = 1 << 16
 
 
@@ -130,7 +130,7 @@ class ActionCompiler:
     # -- public -------------------------------------------------------------
     def compile(self, name: str, primitives: list[dict[str, Any]]) -> Callable[..., None]:
         """A function ``run(p, a)`` executing ``primitives``."""
-        ident = "".join(c if c.isalnum() else "_" for c in name)
+        ident = identifier(name)
         if any(prim["op"] in ("_jump", "_jump_if_zero") for prim in primitives):
             return self._compile_steps(ident, primitives)
         body = ["f = p.f", "v = p.v"]
@@ -355,7 +355,7 @@ class ActionCompiler:
         meter, _ = self._object("meter_array", params[0])
         lines = [f"_i = {self._data(params[1])}", f"if 0 <= _i < {meter}.size:"]
         return lines + ["    " + line for line in
-                        self._store(params[2], f"{meter}.execute(_i, len(p.data))")]
+                        self._store(params[2], f"{meter}.execute(_i, len(p.data), p.now)")]
 
     def p_register_read(self, params: list[dict[str, Any]]) -> list[str]:
         _, array = self._object("register_array", params[1])

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import ConfigError
-from .expressions import ExpressionCompiler, Namespace, parse_hexstr
+from .expressions import ExpressionCompiler, Namespace, identifier, parse_hexstr
 from .layout import VALID_FIELD, Layout
 from .tables import ActionCall, KeyField, MatchTable
 
@@ -107,7 +107,7 @@ class TableNode(Node):
             self.counted.append((entry, len(p.data)))
         if self.meter is not None and self.meter_slot is not None:
             slot, mask = self.meter_slot
-            p.f[slot] = self.meter.execute_entry(entry, len(p.data)) & mask
+            p.f[slot] = self.meter.execute_entry(entry, len(p.data), p.now) & mask
 
 
 class ControlCompiler:
@@ -148,7 +148,7 @@ class ControlCompiler:
         """Generate the fast ``run`` of a table node (after all nodes exist)."""
         table = node.table
         key_source = node.key_fn_source  # type: ignore[attr-defined]
-        node.key_fn = self.ns.function("key_" + _ident(table.name), "p",
+        node.key_fn = self.ns.function("key_" + identifier(table.name), "p",
                                        ["f = p.f", "v = p.v", f"return {key_source}"])
         t = self.ns.bind(table, "_T")
         n = self.ns.bind(node, "_N")
@@ -163,7 +163,7 @@ class ControlCompiler:
         else:
             body += [f"c = {n}.resolve(e, p)", "if c is not None:", "    c.action.run(p, c.args)"]
         body.append(f"return {self._next_source(node, n, hit=True)}")
-        node.run = self.ns.function("apply_" + _ident(table.name), "p", body)
+        node.run = self.ns.function("apply_" + identifier(table.name), "p", body)
 
     def _next_source(self, node: TableNode, bound: str, hit: bool) -> str:
         if node.uses_hit_miss:
@@ -180,16 +180,12 @@ class ControlCompiler:
 
     def compile_conditional(self, node: ConditionalNode, expression: dict[str, Any]) -> None:
         test_source = self.exprs.boolean(expression)
-        node.test = self.ns.function("test_" + _ident(node.name), "p",
+        node.test = self.ns.function("test_" + identifier(node.name), "p",
                                      ["f = p.f", "v = p.v", f"return {test_source}"])
         true_next = self.ns.bind(node.true_next, "_N") if node.true_next else "None"
         false_next = self.ns.bind(node.false_next, "_N") if node.false_next else "None"
-        node.run = self.ns.function("cond_" + _ident(node.name), "p", [
+        node.run = self.ns.function("cond_" + identifier(node.name), "p", [
             "f = p.f", "v = p.v", f"return {true_next} if {test_source} else {false_next}"])
-
-
-def _ident(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name)
 
 
 def resolve_next(nodes: dict[str, Node], name: str | None, owner: str) -> Node | None:

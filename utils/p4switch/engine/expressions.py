@@ -64,6 +64,11 @@ class Operand:
     kind: str
 
 
+def identifier(name: str) -> str:
+    """``name`` (a P4 object's, dots and all) as part of a Python identifier."""
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
 class Namespace:
     """Objects the generated code refers to by name, shared per pipeline."""
 

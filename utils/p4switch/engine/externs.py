@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,18 +46,22 @@ class MeterConfig:
 
 
 class MeterState:
-    """Token buckets of one meter instance (RFC 2698 trTCM, colour-blind)."""
+    """Token buckets of one meter instance (RFC 2698 trTCM, colour-blind).
+
+    Times are the caller's (seconds, as ``Pipeline.process`` is given them); the
+    buckets start full and refill from the first packet on.
+    """
 
     __slots__ = ("committed", "peak", "stamp")
 
     def __init__(self, config: MeterConfig) -> None:
         self.committed = float(config.cburst)
         self.peak = float(config.pburst)
-        self.stamp = time.monotonic()
+        self.stamp: float | None = None
 
-    def execute(self, config: MeterConfig, amount: int) -> int:
-        now = time.monotonic()
-        elapsed = now - self.stamp
+    def execute(self, config: MeterConfig, amount: int, now: float) -> int:
+        """The colour of ``amount`` packets or bytes arriving at ``now``."""
+        elapsed = 0.0 if self.stamp is None else max(0.0, now - self.stamp)
         self.stamp = now
         self.committed = min(config.cburst, self.committed + elapsed * config.cir)
         self.peak = min(config.pburst, self.peak + elapsed * config.pir)
@@ -94,21 +97,22 @@ class MeterArray:
             self.configs[index] = config
             self.states[index] = MeterState(config)
 
-    def execute_entry(self, entry: Any, nbytes: int) -> int:
+    def execute_entry(self, entry: Any, nbytes: int, now: float) -> int:
         """Direct meter: the configuration and state live on the table entry."""
         if entry.meter_config is None:
             return GREEN
         if entry.meter_state is None:
             entry.meter_state = MeterState(entry.meter_config)
         amount = nbytes if self.unit == "bytes" else 1
-        return entry.meter_state.execute(entry.meter_config, amount)
+        return entry.meter_state.execute(entry.meter_config, amount, now)
 
-    def execute(self, index: int, nbytes: int) -> int:
+    def execute(self, index: int, nbytes: int, now: float) -> int:
+        """Indexed meter ``index``: its colour for a packet of ``nbytes`` at ``now``."""
         config = self.configs.get(index)
         if config is None:
             return GREEN
         amount = nbytes if self.unit == "bytes" else 1
-        return self.states[index].execute(config, amount)
+        return self.states[index].execute(config, amount, now)
 
 
 class RegisterArray:

@@ -1,4 +1,4 @@
-"""Hash algorithms and BMv2's calculation input builder.
+"""Hash algorithms and BMv2's calculations (bm_sim's ``calculations.cpp``).
 
 The algorithms reproduce behavioral-model's ``calculations.cpp``: ``crc16`` is
 CRC-16/ARC, ``crc32`` is CRC-32/ISO-HDLC (zlib's), ``crcCCITT`` is
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
+from .expressions import Namespace, identifier, parse_hexstr
+from .layout import Layout
 
 HashFn = Callable[[bytes], int]
 
@@ -205,8 +207,39 @@ class Calculation:
     def __call__(self, packet: Any) -> int:
         return self.hash(self.build(packet))
 
-    def configure_crc(self, config: CrcConfig) -> None:
-        """Change the parameters of a ``crc*_custom`` calculation."""
-        if self.algo not in CUSTOM_DEFAULTS:
-            raise ValueError(f"calculation '{self.name}' is not a custom CRC")
-        self.hash = Crc(config)
+
+def compile_calculation(layout: Layout, ns: Namespace, calc: dict[str, Any]) -> Calculation:
+    """A BMv2 JSON ``calculations`` entry (or an action selector's input) compiled: its
+    fields, constants, headers and payload packed bit by bit as BMv2 does, then hashed."""
+    body = ["f = p.f", "v = p.v", "acc = 0", "n = 0"]
+    payload = False
+    for element in calc.get("input", []):
+        kind, value = element["type"], element.get("value")
+        if kind == "field":
+            header = layout.header(value[0])
+            info = layout.field(value[0], value[1])
+            if info is None:
+                term, width = f"v[{header.index}]", 1
+            else:
+                term = f"(f[{info.slot}] & {info.mask:#x})" if info.signed \
+                    else f"f[{info.slot}]"
+                width = info.bitwidth
+            line = f"acc = (acc << {width}) | {term}; n += {width}"
+            body.append(line if header.metadata else f"if v[{header.index}]: {line}")
+        elif kind == "hexstr":
+            width = int(element["bitwidth"])
+            constant = parse_hexstr(value) & ((1 << width) - 1)
+            body.append(f"acc = (acc << {width}) | {constant:#x}; n += {width}")
+        elif kind == "header":
+            header = layout.header(value)
+            body += [f"if v[{header.index}]:",
+                     f"    _x, _w = _hvalue(p, {header.index})",
+                     "    acc = (acc << _w) | _x; n += _w"]
+        elif kind == "payload":
+            payload = True
+        else:
+            raise ConfigError(f"calculation '{calc['name']}': unsupported input '{kind}'")
+    body += ["pad = -n % 8", "out = (acc << pad).to_bytes((n + pad) // 8, 'big')"]
+    body.append("return out + p.data[p.off:]" if payload else "return out")
+    build = ns.function(f"calc_input_{identifier(calc['name'])}", "p", body)
+    return Calculation(calc["name"], calc["algo"], build)

@@ -107,10 +107,6 @@ class HeaderCodec:
         self.make_valid(packet.v, index)
         return off + total
 
-    def header_bits(self, packet: PacketState, index: int) -> int:
-        header = self.layout.headers[index]
-        return header.fixed_bits + packet.vl_bits.get(index, 0)
-
     def header_value(self, packet: PacketState, index: int) -> tuple[int, int]:
         """(packed value, bit count) of any header, variable-length included."""
         header = self.layout.headers[index]

@@ -22,7 +22,7 @@ class PacketState:
     __slots__ = (
         "f", "v", "nxt", "unxt", "vl_bits", "data", "off", "length", "exit",
         "clone_session", "clone_field_list", "resubmit", "recirculate", "digest",
-        "truncate", "log",
+        "truncate", "log", "now",
     )
 
     def __init__(self, template: PacketTemplate, data: bytes) -> None:
@@ -42,6 +42,7 @@ class PacketState:
         self.digest = 0
         self.truncate: int | None = None
         self.log: Any = None
+        self.now = 0.0  # the caller's time of arrival (seconds), for timestamps and meters
 
     @property
     def payload(self) -> bytes:
@@ -66,6 +67,7 @@ class PacketState:
         other.digest = 0
         other.truncate = self.truncate
         other.log = self.log
+        other.now = self.now
         return other
 
 

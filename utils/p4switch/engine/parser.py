@@ -19,7 +19,7 @@ from typing import Any
 
 from .actions import ActionCompiler
 from .errors import ConfigError, ParserError
-from .expressions import ExpressionCompiler, Namespace, parse_hexstr, store
+from .expressions import ExpressionCompiler, Namespace, identifier, parse_hexstr, store
 from .headers import HeaderCodec
 from .layout import Layout
 from .tables import Generation
@@ -141,7 +141,7 @@ class ParserCompiler:
         for op in state.get("parser_ops", []):
             body.extend(self._op(op))
         body.extend(self._transition(state, states))
-        ident = "".join(c if c.isalnum() else "_" for c in state["name"])
+        ident = identifier(state["name"])
         return self.ns.function(f"state_{ident}", "p, data, off", body)
 
     def _op(self, op: dict[str, Any]) -> list[str]:

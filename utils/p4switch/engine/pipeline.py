@@ -1,15 +1,16 @@
 """The v1model switch: parser -> ingress -> traffic manager -> egress -> deparser.
 
-``Pipeline.process(port, frame)`` runs one received frame through the program
+``Pipeline.process(port, frame, now)`` runs one received frame through the program
 exactly as BMv2's simple_switch does (ingress_thread / egress_thread), and
-returns the frames to transmit.  Clones, resubmissions, recirculations and
+returns the frames to transmit.  It reads no clock: ``now`` (seconds, the caller's
+clock, e.g. ``time.monotonic()``) dates the packet for timestamps and meters, so
+tests drive time.  Clones, resubmissions, recirculations and
 multicast copies are handled synchronously, in the order BMv2 would create
 them.  There are no queues, so queueing metadata reads as an empty queue.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,22 +123,23 @@ class Metadata:
 class Pipeline:
     """A loaded program plus its replication engine, ready to switch frames."""
 
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, start: float = 0.0) -> None:
         self.program = program
         self.pre = ReplicationEngine(program.generation)
         self.meta = Metadata(program)
         self.ingress = program.controls.get("ingress")
         self.egress = program.controls.get("egress")
-        self.start = time.monotonic()
+        self.start = start  # the caller's clock at load: timestamps count from here
         self.log_messages: list[str] = []
         self.cache = FlowCache(program)
 
     @classmethod
-    def from_json(cls, text: bytes | str) -> Pipeline:
-        """Load a BMv2 JSON; ConfigError (one line) if it cannot run."""
+    def from_json(cls, text: bytes | str, start: float = 0.0) -> Pipeline:
+        """Load a BMv2 JSON; ConfigError (one line) if it cannot run.  ``start``: the
+        caller's clock now (``process``'s ``now`` minus it is the timestamp)."""
         holder: list[Pipeline] = []
         program = Program(text, lambda p, message: holder[0].log(p, message))
-        pipeline = cls(program)
+        pipeline = cls(program, start)
         holder.append(pipeline)
         return pipeline
 
@@ -152,13 +154,14 @@ class Pipeline:
         else:
             self.log_messages.append(message)
 
-    def _now_us(self) -> int:
-        return int((time.monotonic() - self.start) * 1_000_000)
+    def _timestamp(self, p: PacketState) -> int:
+        """Microseconds from load to the packet's arrival (BMv2's global timestamps)."""
+        return int((p.now - self.start) * 1_000_000)
 
     # -- per packet ---------------------------------------------------------------
-    def process(self, port: int, frame: bytes,
+    def process(self, port: int, frame: bytes, now: float,
                 trace: Callable[[str], None] | None = None) -> Result:
-        """Switch one frame received on ``port``."""
+        """Switch one frame received on ``port`` at ``now`` (the caller's clock, seconds)."""
         frame = bytes(frame)
         cache = self.cache if trace is None and self.cache.enabled else None
         if cache is not None:
@@ -176,22 +179,24 @@ class Pipeline:
             cache.misses += 1
         counted = self.program.counted
         counted.clear()
-        result = self._run(port, frame, trace)
+        result = self._run(port, frame, now, trace)
         if cache is not None and result.error is None and result.parsed_ok:
             cache.store(key, frame, result.payload_offset, result.outputs, result.drops,
                         [(entry, size - len(frame)) for entry, size in counted])
         return result
 
-    def _run(self, port: int, frame: bytes, trace: Callable[[str], None] | None) -> Result:
+    def _run(self, port: int, frame: bytes, now: float,
+             trace: Callable[[str], None] | None) -> Result:
         result = Result()
         p = self.program.template.new(frame)
         p.log = trace
+        p.now = now
         f, meta = p.f, self.meta
         f[meta.ingress_port] = port
         f[meta.packet_length] = len(frame)
         f[meta.instance_type] = NORMAL
         if meta.ingress_global_timestamp is not None:
-            f[meta.ingress_global_timestamp] = self._now_us()
+            f[meta.ingress_global_timestamp] = self._timestamp(p)
         pending: deque[PacketState] = deque([p])
         passes = 0
         try:
@@ -278,7 +283,7 @@ class Pipeline:
         f[meta.egress_port] = port
         f[meta.egress_spec] = (DROP_PORT + 1) & 0x1FF  # what BMv2 writes: 512 on 9 bits
         f[meta.packet_length] = p.length
-        now = self._now_us()
+        now = self._timestamp(p)
         if meta.egress_global_timestamp is not None:
             f[meta.egress_global_timestamp] = now
         if meta.enq_timestamp is not None:
@@ -314,7 +319,7 @@ class Pipeline:
                     instance_type: int) -> PacketState:
         """A new packet with zeroed metadata except the preserved field list."""
         copy = self.program.template.new(data)
-        copy.log = p.log
+        copy.log, copy.now = p.log, p.now
         self._preserve(p, copy, field_list)
         copy.f[self.meta.instance_type] = instance_type
         return copy
@@ -336,7 +341,7 @@ class Pipeline:
         meta = self.meta
         for port, rid in session.replicas:
             copy = self.program.template.new(p.data)
-            copy.log = p.log
+            copy.log, copy.now = p.log, p.now
             copy.f[meta.ingress_port] = p.f[meta.ingress_port]
             if self.program.parser is not None:
                 self.program.parser.parse(copy)

@@ -1,8 +1,9 @@
 """Load a BMv2 JSON once and compile every part of it.
 
-``Program`` owns the compiled parser, controls, tables, actions, checksums,
-calculations, deparser and stateful objects.  Nothing here touches packets
-directly; ``pipeline.Pipeline`` drives a ``Program`` per packet.
+``Program`` owns the compiled parser, controls, tables, actions, checksums
+(``checksums``), calculations (``hashes``), deparser (``deparser``) and stateful
+objects.  Nothing here touches packets directly; ``pipeline.Pipeline`` drives a
+``Program`` per packet.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from .actions import ActionCompiler
+from .checksums import compile_checksum
 from .control import ConditionalNode, ControlCompiler, Node, TableNode, resolve_next
+from .deparser import compile_deparser
 from .errors import ConfigError, InvalidEntry
 from .expressions import ExpressionCompiler, Namespace, parse_hexstr
 from .externs import CounterArray, MeterArray, RegisterArray
-from .hashes import Calculation
+from .hashes import compile_calculation
 from .headers import HeaderCodec
 from .layout import Layout
 from .packet import PacketTemplate
@@ -42,33 +45,6 @@ def load_json(text: bytes | str) -> dict[str, Any]:
         if key not in program:
             raise ConfigError(f"not a BMv2 JSON file: no '{key}'")
     return program
-
-
-class Checksum:
-    """A checksum verified in the parser and/or updated in the deparser."""
-
-    def __init__(self, name: str, calculation: Calculation, slot: int, mask: int,
-                 target_header: int, condition: Callable[[Any], bool] | None,
-                 verify: bool, update: bool) -> None:
-        self.name = name
-        self.calculation = calculation
-        self.slot = slot
-        self.mask = mask
-        self.target_header = target_header
-        self.condition = condition
-        self.verify = verify
-        self.update = update
-
-    def verify_ok(self, p: Any) -> bool:
-        if not p.v[self.target_header]:
-            return True
-        if self.condition is not None and not self.condition(p):
-            return True
-        return self.calculation(p) == p.f[self.slot]
-
-    def apply_update(self, p: Any) -> None:
-        if self.condition is None or self.condition(p):
-            p.f[self.slot] = self.calculation(p) & self.mask
 
 
 class Program:
@@ -105,7 +81,7 @@ class Program:
                                              m.get("result_target"))
                        for m in program.get("meter_arrays", [])}
         self.exprs = ExpressionCompiler(layout, ns, self.registers)
-        self.calculations = {c["name"]: self._calculation(c)
+        self.calculations = {c["name"]: compile_calculation(layout, ns, c)
                              for c in program.get("calculations", [])}
         self.field_lists = {fl["id"]: self._field_slots(fl.get("elements", []))
                             for fl in program.get("field_lists", [])}
@@ -136,47 +112,13 @@ class Program:
         self.controls: dict[str, Node | None] = {}
         for pipeline in program["pipelines"]:
             self.controls[pipeline["name"]] = self._control(pipeline)
-        self.checksums = [self._checksum(c) for c in program.get("checksums", [])]
+        self.checksums = [compile_checksum(layout, ns, self.exprs, self.calculations, c)
+                          for c in program.get("checksums", [])]
         self.verify_checksums = [c for c in self.checksums if c.verify]
         self.update_checksums = [c for c in self.checksums if c.update]
         deparsers = program["deparsers"]
-        self.deparse = self._deparser(deparsers[0]) if deparsers else (lambda p: b"")
-
-    # -- calculations ---------------------------------------------------------
-    def _calculation(self, calc: dict[str, Any]) -> Calculation:
-        body = ["f = p.f", "v = p.v", "acc = 0", "n = 0"]
-        payload = False
-        for element in calc.get("input", []):
-            kind, value = element["type"], element.get("value")
-            if kind == "field":
-                header = self.layout.header(value[0])
-                info = self.layout.field(value[0], value[1])
-                if info is None:
-                    term, width = f"v[{header.index}]", 1
-                else:
-                    term = f"(f[{info.slot}] & {info.mask:#x})" if info.signed \
-                        else f"f[{info.slot}]"
-                    width = info.bitwidth
-                line = f"acc = (acc << {width}) | {term}; n += {width}"
-                body.append(line if header.metadata else f"if v[{header.index}]: {line}")
-            elif kind == "hexstr":
-                width = int(element["bitwidth"])
-                constant = parse_hexstr(value) & ((1 << width) - 1)
-                body.append(f"acc = (acc << {width}) | {constant:#x}; n += {width}")
-            elif kind == "header":
-                header = self.layout.header(value)
-                body += [f"if v[{header.index}]:",
-                         f"    _x, _w = _hvalue(p, {header.index})",
-                         "    acc = (acc << _w) | _x; n += _w"]
-            elif kind == "payload":
-                payload = True
-            else:
-                raise ConfigError(f"calculation '{calc['name']}': unsupported input '{kind}'")
-        body += ["pad = -n % 8", "out = (acc << pad).to_bytes((n + pad) // 8, 'big')"]
-        body.append("return out + p.data[p.off:]" if payload else "return out")
-        ident = "".join(c if c.isalnum() else "_" for c in calc["name"])
-        build = self.ns.function(f"calc_input_{ident}", "p", body)
-        return Calculation(calc["name"], calc["algo"], build)
+        self.deparse = compile_deparser(layout, ns, self.codec, self.actions_compiler,
+                                        deparsers[0] if deparsers else None)
 
     def _field_slots(self, elements: list[dict[str, Any]]) -> list[tuple[str, int]]:
         slots = []
@@ -235,10 +177,9 @@ class Program:
     def _profile(self, spec: dict[str, Any]) -> ActionProfile:
         selector = None
         if spec.get("selector"):
-            calc = self._calculation({"name": spec["name"] + "_selector",
-                                      "algo": spec["selector"]["algo"],
-                                      "input": spec["selector"]["input"]})
-            selector = calc
+            selector = compile_calculation(self.layout, self.ns, {
+                "name": spec["name"] + "_selector", "algo": spec["selector"]["algo"],
+                "input": spec["selector"]["input"]})
         return ActionProfile(spec["name"], spec.get("max_size", 0), selector, self.generation)
 
     def _table(self, spec: dict[str, Any], compiler: ControlCompiler) -> MatchTable:
@@ -295,35 +236,3 @@ class Program:
             table.insert(match, ActionCall(action, args), priority, force=True)
         except InvalidEntry as exc:
             raise ConfigError(f"table '{table.name}': bad const entry: {exc}") from None
-
-    # -- checksums and deparser -------------------------------------------------
-    def _checksum(self, spec: dict[str, Any]) -> Checksum:
-        if spec.get("type", "generic") != "generic":
-            raise ConfigError(f"checksum '{spec['name']}': unsupported type '{spec['type']}'")
-        header, name = spec["target"]
-        info = self.layout.field(header, name)
-        if info is None:
-            raise ConfigError(f"checksum '{spec['name']}': bad target")
-        condition = None
-        if spec.get("if_cond"):
-            ident = "".join(c if c.isalnum() else "_" for c in spec["name"])
-            condition = self.ns.function(f"cksum_cond_{ident}", "p", [
-                "f = p.f", "v = p.v", f"return {self.exprs.boolean(spec['if_cond'])}"])
-        return Checksum(spec["name"], self.calculations[spec["calculation"]], info.slot,
-                        info.mask, self.layout.header(header).index, condition,
-                        spec.get("verify", True), spec.get("update", True))
-
-    def _deparser(self, spec: dict[str, Any]) -> Callable[[Any], bytes]:
-        body = ["f = p.f", "v = p.v"]
-        for primitive in spec.get("primitives", []):
-            body.extend(self.actions_compiler.primitive(primitive))
-        body.append("out = []")
-        for name in spec.get("order", []):
-            header = self.layout.header(name)
-            if header.varbit_index is not None:
-                emit = f"_hbytes(p, {header.index})"
-            else:
-                emit = self.codec.emit_source(header)
-            body.append(f"if v[{header.index}]: out.append({emit})")
-        body.append("return b''.join(out)")
-        return self.ns.function("deparse", "p", body)

@@ -213,10 +213,6 @@ class MatchTable:
                 return entry
         return None
 
-    def lookup_values(self, values: Sequence[int]) -> TableEntry | None:
-        """Lookup with the key given as a sequence of ints (tests, tools)."""
-        return self.lookup(values[0] if self._single else tuple(values))
-
     # -- control plane ----------------------------------------------------
     def __len__(self) -> int:
         return len(self._entries)

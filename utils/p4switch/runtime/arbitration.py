@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from p4runtime_lib.protos import code_pb2, p4runtime_pb2
+from p4protos import code_pb2, p4runtime_pb2
 
 from .errors import P4RuntimeError, invalid
 

@@ -1,18 +1,16 @@
-"""P4Runtime bytestrings: accepted padded or canonical, returned canonical."""
+"""P4Runtime bytestrings in the switch: accepted padded or canonical, returned canonical
+(``p4protos.bytestrings.int_to_bytes``), refused in PI's words when too wide."""
 
 from __future__ import annotations
+
+from p4protos.bytestrings import bytes_to_int
 
 from .errors import invalid
 
 
 def to_int(value: bytes, bitwidth: int) -> int:
     """Decode a bytestring; INVALID_ARGUMENT if its value needs more than ``bitwidth`` bits."""
-    number = int.from_bytes(value, "big")
-    if number >> bitwidth:
+    number = bytes_to_int(value, bitwidth)
+    if number is None:
         raise invalid(f"Bytestring provided does not fit within {bitwidth} bits")
     return number
-
-
-def canonical(number: int) -> bytes:
-    """The shortest bytestring for ``number`` (zero is one zero byte), as PI returns."""
-    return number.to_bytes(max(1, (number.bit_length() + 7) // 8), "big")

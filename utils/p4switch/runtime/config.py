@@ -8,10 +8,11 @@ needs, so requests do no name lookups.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from p4runtime_lib.protos import p4info_pb2
+from p4protos import p4info_pb2
 from p4switch.engine import ActionDef, ConfigError, MatchTable, Pipeline
 
 from .digests import DigestManager
@@ -133,7 +134,7 @@ class PipelineConfig:
         self.p4info = p4info
         self.device_config = device_config
         self.cookie = cookie
-        self.pipeline = Pipeline.from_json(device_config)
+        self.pipeline = Pipeline.from_json(device_config, start=time.monotonic())
         self.actions = self._actions()
         self.tables = self._tables()
         self.profiles = self._profiles()

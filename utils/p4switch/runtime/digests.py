@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from p4runtime_lib.protos import p4runtime_pb2
+from p4protos import p4runtime_pb2
+from p4protos.bytestrings import int_to_bytes
 
-from .bytestrings import canonical
 from .errors import already_exists, invalid, not_found, unimplemented
 from .readsink import ReadSink
 
@@ -147,12 +147,12 @@ class DigestManager:
             data = digest.data.add()
             if state.is_struct:
                 for value in sample:
-                    data.struct.members.add().bitstring = canonical(value)
+                    data.struct.members.add().bitstring = int_to_bytes(value)
             elif len(sample) == 1:
-                data.bitstring = canonical(sample[0])
+                data.bitstring = int_to_bytes(sample[0])
             else:
                 for value in sample:
-                    data.tuple.members.add().bitstring = canonical(value)
+                    data.tuple.members.add().bitstring = int_to_bytes(value)
         if state.config.config.ack_timeout_ns > 0:
             state.unacked[state.next_list_id] = (time.monotonic(), list(state.buffered))
         state.next_list_id += 1

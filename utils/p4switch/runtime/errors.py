@@ -10,7 +10,7 @@ from __future__ import annotations
 import grpc
 from google.protobuf import any_pb2
 
-from p4runtime_lib.protos import code_pb2, p4runtime_pb2, status_pb2
+from p4protos import code_pb2, p4runtime_pb2, status_pb2
 
 ERROR_SPACE = "ALL-sswitch-p4org"
 
@@ -98,6 +98,15 @@ class BatchErrors:
                                             space=ERROR_SPACE))
             status.details.append(detail)
         return status
+
+
+def stream_error(code: int, message: str) -> p4runtime_pb2.StreamMessageResponse:
+    """A stream error in PI's space; the caller sets which message it answers
+    (``packet_out``, ``digest_list_ack`` or ``other``)."""
+    response = p4runtime_pb2.StreamMessageResponse()
+    error = response.error
+    error.canonical_code, error.message, error.space = code, message, ERROR_SPACE
+    return response
 
 
 def abort_with_status(context: grpc.ServicerContext, status: status_pb2.Status) -> None:

@@ -8,9 +8,10 @@ port loses its ``packet_in`` header, whose fields become PacketIn metadata.
 
 from __future__ import annotations
 
-from p4runtime_lib.protos import p4runtime_pb2
+from p4protos import p4runtime_pb2
+from p4protos.bytestrings import int_to_bytes
 
-from .bytestrings import canonical, to_int
+from .bytestrings import to_int
 from .config import PacketMetadata
 from .errors import invalid
 
@@ -54,5 +55,5 @@ def packet_in_message(header: PacketMetadata | None,
     for meta_id, _name, width in header.fields:
         remaining -= width
         value = (packed >> remaining) & ((1 << width) - 1)
-        packet.metadata.add(metadata_id=meta_id, value=canonical(value))
+        packet.metadata.add(metadata_id=meta_id, value=int_to_bytes(value))
     return response

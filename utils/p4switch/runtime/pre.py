@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from p4runtime_lib.protos import p4runtime_pb2
+from p4protos import p4runtime_pb2
 from p4switch.engine import CloneSession
 
 from .config import PipelineConfig

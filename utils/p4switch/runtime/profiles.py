@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from p4runtime_lib.protos import p4runtime_pb2
+from p4protos import p4runtime_pb2
 from p4switch.engine import DuplicateEntry, EntryNotFound, InvalidEntry, TableFull
 
 from .config import PipelineConfig, ProfileInfo

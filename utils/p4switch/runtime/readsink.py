@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from p4runtime_lib.protos import p4runtime_pb2
+from p4protos import p4runtime_pb2
 
 READ_CHUNK = 1000  # entities per ReadResponse
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from p4runtime_lib.protos import p4info_pb2, p4runtime_pb2
+from p4protos import p4info_pb2, p4runtime_pb2
+from p4protos.bytestrings import int_to_bytes
 
-from .bytestrings import canonical, to_int
+from .bytestrings import to_int
 from .config import ExternInfo, PipelineConfig, TableInfo
 from .errors import INVALID_ID, exhausted, invalid, out_of_range, unimplemented
 from .readsink import ReadSink
@@ -241,7 +242,7 @@ def read_registers(config: PipelineConfig, request: Any, sink: ReadSink) -> None
             entry = sink.add().register_entry
             entry.register_id = info.id
             entry.index.index = index
-            entry.data.bitstring = canonical(register.values[index])
+            entry.data.bitstring = int_to_bytes(register.values[index])
 
 
 # -- parser value sets ----------------------------------------------------------------
@@ -287,4 +288,4 @@ def read_value_sets(config: PipelineConfig, request: Any, sink: ReadSink) -> Non
             for spec in specs:
                 shift -= 8 * ((spec.bitwidth + 7) // 8)
                 part = (padded >> shift) & ((1 << spec.bitwidth) - 1)
-                member.match.add(field_id=spec.id).exact.value = canonical(part)
+                member.match.add(field_id=spec.id).exact.value = int_to_bytes(part)

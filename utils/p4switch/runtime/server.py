@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 from google.protobuf import struct_pb2
 
-from p4runtime_lib.protos import code_pb2, p4runtime_pb2, p4runtime_pb2_grpc
+from p4protos import code_pb2, p4runtime_pb2, p4runtime_pb2_grpc
 from p4switch.engine import ConfigError
 from p4switch.switch import Switch
 
@@ -28,6 +28,7 @@ from .errors import (
     invalid,
     not_found,
     precondition,
+    stream_error,
     unimplemented,
 )
 from .packetio import packet_in_message, packet_out_frame
@@ -382,10 +383,7 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
         try:
             handler(connection, message)
         except Exception as exc:  # noqa: BLE001 - reported to the client, stream goes on
-            response = p4runtime_pb2.StreamMessageResponse()
-            response.error.canonical_code = code_pb2.INTERNAL
-            response.error.message = f"{type(exc).__name__}: {exc}"
-            response.error.space = "ALL-sswitch-p4org"
+            response = stream_error(code_pb2.INTERNAL, f"{type(exc).__name__}: {exc}")
             response.error.other.SetInParent()
             connection.send(response)
 
@@ -419,10 +417,7 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
             else:
                 self.switch.packet_out(frame)
         if error is not None:
-            response = p4runtime_pb2.StreamMessageResponse()
-            response.error.canonical_code = error.code
-            response.error.message = error.message
-            response.error.space = "ALL-sswitch-p4org"
+            response = stream_error(error.code, error.message)
             response.error.packet_out.packet_out.CopyFrom(packet)
             connection.send(response)
 
@@ -453,16 +448,17 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
         try:
             config.digests.ack(ack)
         except P4RuntimeError as error:
-            response = p4runtime_pb2.StreamMessageResponse()
-            response.error.canonical_code = error.code
-            response.error.message = error.message
-            response.error.space = "ALL-sswitch-p4org"
+            response = stream_error(error.code, error.message)
             response.error.digest_list_ack.digest_list_ack.CopyFrom(ack)
             connection.send(response)
 
 
 class ServeError(RuntimeError):
     """The gRPC server could not start (address busy or invalid)."""
+
+
+class BadAddress(ServeError):
+    """The address is not ``HOST:PORT`` (no other switch can be the cause)."""
 
 
 def check_address(address: str) -> None:
@@ -475,7 +471,7 @@ def check_address(address: str) -> None:
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.bind((host, port))
     except ValueError:
-        raise ServeError(f"bad address '{address}': expected HOST:PORT") from None
+        raise BadAddress(f"bad address '{address}': expected HOST:PORT") from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ServeError(f"cannot listen on {address}: {reason}") from None
@@ -515,4 +511,4 @@ def serve(switch: Switch, address: str = "127.0.0.1:9559",
     return server
 
 
-__all__ = ["P4RuntimeServicer", "ServeError", "serve"]
+__all__ = ["BadAddress", "P4RuntimeServicer", "ServeError", "serve"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from p4runtime_lib.protos import p4runtime_pb2
+from p4protos import p4runtime_pb2
+from p4protos.bytestrings import bytes_to_int
 from p4switch.engine import (
     ActionCall,
     ConstTable,
@@ -69,17 +70,13 @@ def decode_match(info: TableInfo, entry: Any) -> tuple[tuple[Any, ...], int]:
         if match_type in (EXACT, VALID):
             if kind != "exact":
                 raise invalid("Invalid match type")
-            value = int.from_bytes(fm.exact.value, "big")
-            if value >> width:
-                raise invalid(f"Bytestring provided does not fit within {width} bits")
+            value = to_int(fm.exact.value, width)
             values[spec.position] = (1 if value else 0) if match_type == VALID else value
         elif match_type == LPM:
             if kind != "lpm":
                 raise invalid("Invalid match type")
             lpm = fm.lpm
-            value = int.from_bytes(lpm.value, "big")
-            if value >> width:
-                raise invalid(f"Bytestring provided does not fit within {width} bits")
+            value = to_int(lpm.value, width)
             length = lpm.prefix_len
             if length < 0:
                 raise invalid("Prefix length cannot be < 0")
@@ -145,13 +142,13 @@ def _single_field(spec: Any, fm: Any) -> tuple[Any, ...] | None:
     width = spec.bitwidth
     if kind == "lpm" and spec.match_type == LPM:
         lpm = fm.lpm
-        value, length = int.from_bytes(lpm.value, "big"), lpm.prefix_len
-        if value >> width or not 0 < length <= width or value & ((1 << (width - length)) - 1):
+        value, length = bytes_to_int(lpm.value, width), lpm.prefix_len
+        if value is None or not 0 < length <= width or value & ((1 << (width - length)) - 1):
             return None
         return ((value, length),)
     if kind == "exact" and spec.match_type == EXACT:
-        value = int.from_bytes(fm.exact.value, "big")
-        return None if value >> width else (value,)
+        value = bytes_to_int(fm.exact.value, width)
+        return None if value is None else (value,)
     return None
 
 
@@ -213,10 +210,7 @@ def decode_params(allowed: Any, action: Any) -> ActionCall:
         position = spec.position
         if args[position] is not None:
             raise invalid(f"Duplicate parameter '{spec.name}' for action '{specs.name}'")
-        value = int.from_bytes(param.value, "big")
-        if value >> spec.bitwidth:
-            raise invalid(f"Bytestring provided does not fit within {spec.bitwidth} bits")
-        args[position] = value
+        args[position] = to_int(param.value, spec.bitwidth)
     return ActionCall(allowed.engine, tuple(args))  # type: ignore[arg-type]
 
 
@@ -298,8 +292,8 @@ def _simple_call(info: TableInfo, table_action: Any) -> ActionCall | None:
         return None
     args = []
     for param, spec in zip(params, specs):
-        value = int.from_bytes(param.value, "big")
-        if param.param_id != spec.id or value >> spec.bitwidth:
+        value = bytes_to_int(param.value, spec.bitwidth)
+        if param.param_id != spec.id or value is None:
             return None
         args.append(value)
     return ActionCall(allowed.engine, tuple(args))

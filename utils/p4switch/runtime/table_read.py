@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from p4protos.bytestrings import int_to_bytes
 from p4switch.engine import ActionCall
 
-from .bytestrings import canonical
 from .config import PipelineConfig, TableInfo
 from .errors import invalid
 from .readsink import ReadSink
@@ -37,24 +37,24 @@ def encode_match(info: TableInfo, entry: Any, out: Any) -> None:
     for spec, value in zip(info.ordered, entry.match):
         match_type = spec.match_type
         if match_type in (EXACT, VALID):
-            out.match.add(field_id=spec.id).exact.value = canonical(value)
+            out.match.add(field_id=spec.id).exact.value = int_to_bytes(value)
         elif match_type == LPM:
             if value[1]:
                 lpm = out.match.add(field_id=spec.id).lpm
-                lpm.value = canonical(value[0])
+                lpm.value = int_to_bytes(value[0])
                 lpm.prefix_len = value[1]
         elif match_type == TERNARY:
             if value[1]:
                 ternary = out.match.add(field_id=spec.id).ternary
-                ternary.value = canonical(value[0])
-                ternary.mask = canonical(value[1])
+                ternary.value = int_to_bytes(value[0])
+                ternary.mask = int_to_bytes(value[1])
         elif match_type == RANGE:
             if value != (0, spec.mask):
                 rng = out.match.add(field_id=spec.id).range
-                rng.low = canonical(value[0])
-                rng.high = canonical(value[1])
+                rng.low = int_to_bytes(value[0])
+                rng.high = int_to_bytes(value[1])
         elif match_type == OPTIONAL and value[1]:
-            out.match.add(field_id=spec.id).optional.value = canonical(value[0])
+            out.match.add(field_id=spec.id).optional.value = int_to_bytes(value[0])
 
 
 def encode_call(config: PipelineConfig, info: TableInfo, call: ActionCall, out: Any) -> None:
@@ -73,7 +73,7 @@ def encode_call(config: PipelineConfig, info: TableInfo, call: ActionCall, out: 
         action.action_id = action_id
         specs = info.actions[action_id].info.ordered if action_id else []
         for spec, value in zip(specs, call.args):
-            action.params.add(param_id=spec.id, value=canonical(value))
+            action.params.add(param_id=spec.id, value=int_to_bytes(value))
         raw = holder.action.SerializeToString()
         if len(cache) >= ENCODED_CALLS_LIMIT:
             cache.clear()

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from p4runtime_lib.protos import code_pb2, p4runtime_pb2
+from p4protos import code_pb2, p4runtime_pb2
 
 from .config import PipelineConfig
 from .errors import BatchErrors, P4RuntimeError
