@@ -20,7 +20,7 @@ import ssl
 import sys
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import grpc
 
@@ -28,6 +28,9 @@ from .engine import ConfigError, Pipeline
 from .io.pcap import PcapObserver
 from .io.ports import DataPlane, Port, PortError
 from .switch import PacketLog, Switch
+
+if TYPE_CHECKING:
+    from .runtime import Server
 
 DEFAULT_GRPC = "127.0.0.1:9559"
 DROP_PORT = 511
@@ -237,7 +240,7 @@ class Running:
 
     def __init__(self) -> None:
         self.ports: list[Port] = []
-        self.server: grpc.Server | None = None
+        self.server: Server | None = None
         self.dataplane: DataPlane | None = None
         self.pcap: PcapObserver | None = None
         self.log_file: TextIO | None = None
