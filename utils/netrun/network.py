@@ -13,12 +13,13 @@ They start with no rules: the controller writes them all.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ class SwitchOptions:
     grpc_host: str = "127.0.0.1"
     log_console: bool = True
     start_timeout: float = START_TIMEOUT
+    help_cache: dict[tuple[str, ...], frozenset[str] | None] = field(
+        default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def defaults(cls, **overrides: Any) -> SwitchOptions:
@@ -61,6 +64,46 @@ class SwitchOptions:
         if "executable" not in values:
             values["executable"] = switch_executable()
         return cls(**values)
+
+    def accepted_flags(self) -> frozenset[str] | None:
+        """The long flags the switch executable's ``--help`` lists, asked once per
+        executable for this run; None if it gave no usable help (pass every flag)."""
+        key = tuple(self.executable)
+        if key not in self.help_cache:
+            self.help_cache[key] = ask_help(self.executable, self.start_timeout)
+        return self.help_cache[key]
+
+
+def switch_env() -> dict[str, str]:
+    """The environment switch processes run in (utils/ on PYTHONPATH for p4switch)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "utils"),
+                                                      env.get("PYTHONPATH")]))
+    return env
+
+
+def help_flags(text: str) -> frozenset[str]:
+    """Long flags (``--name``) defined in a help text: boost's (BMv2) or argparse's
+    layout, one option per line starting with '-'; mentions in descriptions don't count."""
+    flags: set[str] = set()
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("-"):
+            head = re.split(r"\s{2,}", stripped, maxsplit=1)[0]
+            flags.update(f"--{name}" for name in re.findall(r"--([A-Za-z][\w-]*)", head))
+    return frozenset(flags)
+
+
+def ask_help(executable: list[str], timeout: float) -> frozenset[str] | None:
+    """Run ``EXECUTABLE --help``; its flags, or None if it fails, hangs or lists none."""
+    try:
+        result = subprocess.run([*executable, "--help"], capture_output=True, text=True,
+                                errors="replace", env=switch_env(), cwd=REPO,
+                                stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    flags = help_flags(result.stdout + "\n" + result.stderr)
+    return flags if result.returncode == 0 and flags else None
 
 
 def switch_executable(choice: str | None = None) -> list[str]:
@@ -158,23 +201,43 @@ class P4RuntimeSwitch(Switch):
         self.log_path = self.options.log_dir / f"{name}.log"
 
     def command(self) -> list[str]:
-        """The tutorial's simple_switch_grpc command line (p4runtime_switch.py's order)."""
+        """The tutorial's simple_switch_grpc command line (p4runtime_switch.py's order),
+        keeping only the flags the executable's ``--help`` lists: optional ones
+        (--pcap, --nanolog, --log-console, --thrift-port) are left out, a missing
+        --grpc-server-addr or topology-requested --cpu-port/--priority-queues is a
+        NetworkError."""
         options = self.options
+        accepted = options.accepted_flags()
+        exe = " ".join(options.executable)
+
+        def optional(flag: str, *values: str) -> list[str]:
+            return [flag, *values] if accepted is None or flag in accepted else []
+
+        def needed(flag: str, value: str, why: str) -> list[str]:
+            if accepted is not None and flag not in accepted:
+                raise NetworkError(f"{self.name}: the switch '{exe}' does not accept {flag} "
+                                   f"(not in its --help), needed for {why}; use a "
+                                   f"simple_switch_grpc build or p4switch (${SWITCH_ENV})")
+            return [flag, value]
+
         args = list(options.executable)
         for port, intf in sorted(self.intfs.items()):
             if intf.name != "lo":
                 args += ["-i", f"{port}@{intf.name}"]
-        args += ["--pcap", str(options.pcap_dir),
-                 "--nanolog", f"ipc:///tmp/bm-{self.device_id}-log.ipc",
-                 "--device-id", str(self.device_id), str(self.json_path)]
+        args += optional("--pcap", str(options.pcap_dir))
+        args += optional("--nanolog", f"ipc:///tmp/bm-{self.device_id}-log.ipc")
+        args += optional("--device-id", str(self.device_id))
+        args.append(str(self.json_path))
         if options.log_console:
-            args.append("--log-console")
-        args += ["--thrift-port", str(self.thrift_port),
-                 "--", "--grpc-server-addr", f"{options.grpc_host}:{self.grpc_port}"]
+            args += optional("--log-console")
+        args += optional("--thrift-port", str(self.thrift_port))
+        args += ["--", *needed("--grpc-server-addr", f"{options.grpc_host}:{self.grpc_port}",
+                               "P4Runtime")]
         if self.cpu_port is not None:
-            args += ["--cpu-port", str(self.cpu_port)]
+            args += needed("--cpu-port", str(self.cpu_port), "the topology's cpu_port")
         if self.priority_queues is not None:
-            args += ["--priority-queues", str(self.priority_queues)]
+            args += needed("--priority-queues", str(self.priority_queues),
+                           "the topology's priority_queues")
         return args
 
     def start(self, controllers: list) -> None:
@@ -183,13 +246,11 @@ class P4RuntimeSwitch(Switch):
             if intf.name != "lo":
                 subprocess.run(["ethtool", "--offload", intf.name, "rx", "off", "tx", "off",
                                 "sg", "off"], capture_output=True, check=False)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "utils"),
-                                                          env.get("PYTHONPATH")]))
         self.argv = self.command()
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=env, cwd=REPO,
+                                            stdin=subprocess.DEVNULL, env=switch_env(),
+                                            cwd=REPO,
                                             start_new_session=True)
 
     def wait_ready(self, timeout: float | None = None) -> None:

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import grpc
 
@@ -29,6 +29,9 @@ from .engine import DROP_PORT, ConfigError, Pipeline
 from .io.pcap import PcapObserver
 from .io.ports import DataPlane, Port, PortError
 from .switch import PacketLog, Switch
+
+if TYPE_CHECKING:
+    from .runtime import Server
 
 DEFAULT_GRPC = "127.0.0.1:9559"
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "off")
@@ -46,6 +49,19 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see 'python -m p4switch --help')")
 
 
+class FullHelp(argparse.Action):
+    """``--help`` before ``--``: BMv2's options, then the target's (as BMv2 prints them)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        parser.print_help()
+        print("\nThis target also comes with its own command line parser, make sure you "
+              "separate general bmv2 options from target specific options with '--'\n"
+              "Target specific options:")
+        target_parser().print_help()
+        parser.exit()
+
+
 def warn(message: str) -> None:
     """One warning line on stderr."""
     print(f"p4switch: warning: {message}", file=sys.stderr, flush=True)
@@ -54,13 +70,15 @@ def warn(message: str) -> None:
 def switch_parser() -> argparse.ArgumentParser:
     """BMv2's general options (before ``--``)."""
     parser = Parser(
-        prog="p4switch", description="P4Runtime software switch running BMv2 JSON "
-        "(v1model); takes simple_switch_grpc's flags.",
+        prog="p4switch", add_help=False, description="P4Runtime software switch running "
+        "BMv2 JSON (v1model); takes simple_switch_grpc's flags.",
         epilog="Target options go after '--' (see 'python -m p4switch -- --help'): "
         f"--grpc-server-addr HOST:PORT (default {DEFAULT_GRPC}: loopback only, unlike "
         "BMv2's 0.0.0.0:9559), --cpu-port N, --grpc-server-ssl, --grpc-server-cert F, "
         "--grpc-server-key F, --grpc-server-cacert F, --grpc-server-with-client-auth.")
     add = parser.add_argument
+    add("-h", "--help", action=FullHelp, nargs=0, help="show this help message, then the "
+        "target options', and exit")
     add("json", nargs="?", help="BMv2 JSON to run from the start (a controller may "
         "replace it with SetForwardingPipelineConfig)")
     add("-i", "--interface", action="append", default=[], metavar="N@IFACE",
@@ -222,7 +240,7 @@ class Running:
 
     def __init__(self) -> None:
         self.ports: list[Port] = []
-        self.server: grpc.Server | None = None
+        self.server: Server | None = None
         self.dataplane: DataPlane | None = None
         self.pcap: PcapObserver | None = None
         self.log_file: TextIO | None = None

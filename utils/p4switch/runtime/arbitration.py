@@ -8,8 +8,8 @@ and status OK ("Is primary") or ALREADY_EXISTS ("Is backup").
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,18 +28,19 @@ class Close:
 
 
 class Connection:
-    """One StreamChannel: its election id and the messages waiting to be sent."""
+    """One StreamChannel: its election id, and ``deliver``, which queues a message (or
+    a Close) for the stream's writer; any thread may call send/close."""
 
-    def __init__(self) -> None:
-        self.outbox: queue.Queue[Any] = queue.Queue()
+    def __init__(self, deliver: Callable[[Any], None]) -> None:
+        self.deliver = deliver
         self.election_id: ElectionId | None = None
         self.device_id: int | None = None
 
     def send(self, message: p4runtime_pb2.StreamMessageResponse) -> None:
-        self.outbox.put(message)
+        self.deliver(message)
 
     def close(self, error: P4RuntimeError | None = None) -> None:
-        self.outbox.put(Close(error))
+        self.deliver(Close(error))
 
 
 def election_id(message: Any) -> ElectionId:

@@ -1,11 +1,9 @@
-"""The ``p4.v1.P4Runtime`` gRPC service, behaving like BMv2's PI server."""
+"""The ``p4.v1.P4Runtime`` RPCs, behaving like BMv2's PI server (served by service.py)."""
 
 from __future__ import annotations
 
 import gc
-import socket
 import threading
-from concurrent import futures
 from typing import Any
 
 import grpc
@@ -16,7 +14,7 @@ from p4switch.engine import ConfigError
 from p4switch.switch import Switch
 
 from . import pre, profiles, resources
-from .arbitration import Arbiter, Close, Connection, election_id
+from .arbitration import Arbiter, Connection, election_id
 from .config import PipelineConfig, unwrap_device_config
 from .errors import (
     NO_PIPELINE,
@@ -342,40 +340,16 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
         return response
 
     # -- stream -----------------------------------------------------------------
-    def StreamChannel(self, request_iterator: Any,  # noqa: N802
-                      context: grpc.ServicerContext) -> Any:
-        connection = Connection()
-        context.add_callback(connection.close)
-        reader = threading.Thread(target=self._read_stream, args=(connection, request_iterator),
-                                  name="p4rt-stream", daemon=True)
-        reader.start()
-        try:
-            while True:
-                item = connection.outbox.get()
-                if isinstance(item, Close):
-                    if item.error is not None:
-                        self._abort(context, item.error)
-                    return
-                yield item
-        finally:
-            self.arbiter.remove(connection)
-
-    def _read_stream(self, connection: Connection, requests: Any) -> None:
-        try:
-            for request in requests:
-                kind = request.WhichOneof("update")
-                if kind == "arbitration":
-                    self._arbitration(connection, request.arbitration)
-                elif kind == "packet":
-                    self._guarded(connection, self._packet_out, request.packet)
-                elif kind == "digest_ack":
-                    self._guarded(connection, self._digest_ack, request.digest_ack)
-        except P4RuntimeError as error:  # arbitration errors end the stream, as in PI
-            connection.close(error)
-            return
-        except Exception:  # noqa: BLE001 - the client went away or cancelled
-            pass
-        connection.close()
+    def stream_message(self, connection: Connection, request: Any) -> None:
+        """One StreamMessageRequest of ``connection``'s stream; a P4RuntimeError (from
+        an arbitration update) ends the stream, as in PI."""
+        kind = request.WhichOneof("update")
+        if kind == "arbitration":
+            self._arbitration(connection, request.arbitration)
+        elif kind == "packet":
+            self._guarded(connection, self._packet_out, request.packet)
+        elif kind == "digest_ack":
+            self._guarded(connection, self._digest_ack, request.digest_ack)
 
     @staticmethod
     def _guarded(connection: Connection, handler: Any, message: Any) -> None:
@@ -453,62 +427,4 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
             connection.send(response)
 
 
-class ServeError(RuntimeError):
-    """The gRPC server could not start (address busy or invalid)."""
-
-
-class BadAddress(ServeError):
-    """The address is not ``HOST:PORT`` (no other switch can be the cause)."""
-
-
-def check_address(address: str) -> None:
-    """ServeError with the OS's reason if ``HOST:PORT`` cannot be bound."""
-    host, _, port_text = address.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
-    try:
-        port = int(port_text)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.bind((host, port))
-    except ValueError:
-        raise BadAddress(f"bad address '{address}': expected HOST:PORT") from None
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ServeError(f"cannot listen on {address}: {reason}") from None
-
-
-def serve(switch: Switch, address: str = "127.0.0.1:9559",
-          credentials: grpc.ServerCredentials | None = None,
-          max_workers: int = 32) -> grpc.Server:
-    """Start the P4Runtime server for ``switch`` on ``address``; returns the server.
-
-    The bound port (useful with ``HOST:0``) is ``server.bound_port``; the
-    servicer is ``server.servicer``.
-    """
-    check_address(address)
-    options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE),
-        ("grpc.max_send_message_length", MAX_MESSAGE),
-        ("grpc.so_reuseport", 0),
-    ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
-                                                    thread_name_prefix="p4rt"),
-                         options=options)
-    servicer = P4RuntimeServicer(switch)
-    p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server(servicer, server)
-    try:
-        if credentials is not None:
-            port = server.add_secure_port(address, credentials)
-        else:
-            port = server.add_insecure_port(address)
-    except RuntimeError:
-        raise ServeError(f"cannot listen on {address} (address in use or invalid)") from None
-    if not port:
-        raise ServeError(f"cannot listen on {address} (address in use or invalid)")
-    server.start()
-    server.bound_port = port  # type: ignore[attr-defined]
-    server.servicer = servicer  # type: ignore[attr-defined]
-    return server
-
-
-__all__ = ["BadAddress", "P4RuntimeServicer", "ServeError", "serve"]
+__all__ = ["API_VERSION", "MAX_MESSAGE", "P4RuntimeServicer"]
