@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import socket
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
@@ -206,3 +208,12 @@ def expected_out(frame: bytes, port: int) -> bytes:
     packet[IP].ttl -= 1
     del packet[IP].chksum
     return bytes(packet)
+
+
+def load_mycontroller() -> ModuleType:
+    """./mycontroller.py imported as a module (its helpers, without running main)."""
+    spec = importlib.util.spec_from_file_location("mycontroller", REPO / "mycontroller.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -6,7 +6,6 @@ these names and literal canonical bytestrings -- not with the library.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -14,11 +13,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from procs import REPO, load_mycontroller
 
 from p4runtime_lib import P4Info, write_request
 from p4runtime_lib.protos import p4runtime_pb2
 
-REPO = Path(__file__).resolve().parent.parent
 INSERT, MODIFY = p4runtime_pb2.Update.INSERT, p4runtime_pb2.Update.MODIFY
 
 ECMP_GROUP, ECMP_NHOP, SEND_FRAME = 41423289, 42718419, 49202009
@@ -27,11 +26,7 @@ INGRESS_DROP, SET_ECMP_SELECT, SET_NHOP, REWRITE_MAC = 25652968, 28332005, 24952
 
 @pytest.fixture(scope="module")
 def controller() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("mycontroller", REPO / "mycontroller.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_mycontroller()
 
 
 @pytest.fixture(scope="module")

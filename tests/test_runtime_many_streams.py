@@ -9,16 +9,14 @@ in one queue): Capabilities still answers, within 1 s; the figures are printed."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from procs import ENV, REPO, free_port, start_switch, stop
+from procs import ENV, REPO, free_port, load_mycontroller, start_switch, stop
 
 from p4runtime_lib import P4Info, SwitchConnection
 from p4runtime_lib.protos import p4runtime_pb2
@@ -27,14 +25,6 @@ BUILD_JSON = REPO / "build/load_balance.json"
 BUILD_P4INFO = REPO / "build/load_balance.p4.p4info.txtpb"
 STREAMS, READERS = 1000, 100
 WORKERS = 4  # the server's pool (p4switch.runtime.service.WORKERS)
-
-
-def mycontroller() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("mycontroller", REPO / "mycontroller.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def status(pid: int) -> tuple[int, int]:
@@ -52,7 +42,7 @@ def key(entry: p4runtime_pb2.TableEntry) -> tuple[int, bytes]:
                          ids=["readers-every-1s", "readers-back-to-back"])
 def test_idle_streams_and_readers_do_not_lock_out_a_controller(
         tmp_path: Path, read_interval: float, capabilities_limit: float) -> None:
-    controller = mycontroller()
+    controller = load_mycontroller()
     info = P4Info.load(BUILD_P4INFO)
     updates = controller.switch_updates(info, "s1")
     expected = sorted((u.entity.table_entry for u in updates
