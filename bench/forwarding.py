@@ -24,8 +24,9 @@ from common import BUILD_JSON, BUILD_P4INFO, P4SWITCH, Figure, free_ports, start
 
 from p4runtime_lib import P4Info, SwitchConnection, insert, table_entry
 
-RATES = [10_000, 25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000, 250_000,
-         300_000, 400_000]
+RATES = [1_000, 5_000, 10_000, 25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000,
+         250_000, 300_000, 400_000]
+REFINE = 2  # bisections between the best rung and the first lossy one
 SECONDS = 3
 LOSS_FREE = 0.001
 PREFIX = "bfw"
@@ -118,8 +119,11 @@ class Lab:
 
 
 def throughput(lab: Lab, receivers: tuple[str, ...], conf: Path) -> tuple[float, list]:
-    best, steps = 0.0, []
-    for rate in RATES:
+    """The highest rate with < 0.1 % loss: up the ladder until loss, then bisect between
+    the best rung and the first lossy one, so a slow switch's rate is found, not 0."""
+    steps: list[dict] = []
+
+    def loss_at(rate: int) -> float:
         before = lab.rx(*receivers)
         count = rate * SECONDS
         subprocess.run(["ip", "netns", "exec", lab.spaces["s"], "trafgen", "--dev", "eth0",
@@ -129,11 +133,26 @@ def throughput(lab: Lab, receivers: tuple[str, ...], conf: Path) -> tuple[float,
         received = lab.rx(*receivers) - before
         loss = 1 - received / count
         steps.append({"rate": rate, "received": received, "loss": loss})
+        return loss
+
+    best, lossy = 0, None
+    for rate in RATES:
+        loss = loss_at(rate)
         if loss < LOSS_FREE:
-            best = float(rate)
+            best, lossy = rate, None  # the first lossy rung above the best counts
+        elif lossy is None:
+            lossy = rate
         if loss > 0.05:
             break
-    return best, steps
+    for _ in range(REFINE if lossy is not None else 0):
+        middle = (best + lossy) // 2
+        if middle in (best, lossy):
+            break
+        if loss_at(middle) < LOSS_FREE:
+            best = middle
+        else:
+            lossy = middle
+    return float(best), steps
 
 
 def latency(lab: Lab, receivers: tuple[str, ...], count: int = 2000) -> tuple[float, float]:
