@@ -19,12 +19,11 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-if __name__ == "__main__" and Path(sys.prefix).resolve() != (HERE / ".venv").resolve() \
-        and (HERE / ".venv/bin/python").exists() and not os.environ.get("LBCTL_REEXEC"):
-    os.environ["LBCTL_REEXEC"] = "1"  # re-run under the project's venv (grpc, protos)
-    os.execv(str(HERE / ".venv/bin/python"), [str(HERE / ".venv/bin/python"), __file__,
-                                               *sys.argv[1:]])
 sys.path.insert(0, str(HERE / "utils"))
+if __name__ == "__main__":
+    from bootstrap import use_project_venv
+
+    use_project_venv(__file__)  # grpc and the p4runtime messages live in .venv
 
 import argparse  # noqa: E402
 import json  # noqa: E402

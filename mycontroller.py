@@ -1,59 +1,29 @@
 #!/usr/bin/env python3
 """load_balance controller: program s1, s2 and s3 over P4Runtime.
 
-h1 sends to the virtual address 10.0.0.1; s1 spreads the flows over h2 and h3
-by a crc16 hash of their 5-tuple.  This controller becomes primary on each
-switch, pushes the pipeline (P4Info + BMv2 JSON), writes every rule through
-three small helpers -- one batched WriteRequest per switch -- and reads the
-tables back.
-
+Becomes primary on each switch, pushes the pipeline (P4Info + BMv2 JSON), writes
+every rule below -- one batched WriteRequest per switch -- and reads them back.
     make run            # in one terminal: Mininet with s1-s3, no rules yet
     ./mycontroller.py   # in another: program the switches
 """
 
-import importlib.util
-import os
+import argparse
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VENV = HERE / ".venv"
-
-
-def use_the_venv() -> None:
-    """Re-run this script under the project's .venv python (it has grpc and the protos)."""
-    python = VENV / "bin" / "python"
-    in_venv = Path(sys.prefix).resolve() == VENV.resolve()
-    if not in_venv and python.exists() and not os.environ.get("MYCONTROLLER_REEXEC"):
-        os.environ["MYCONTROLLER_REEXEC"] = "1"
-        os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
-    if importlib.util.find_spec("grpc") is None:
-        sys.exit(f"{sys.executable} has no grpc module. Have you run 'make setup'?")
-
-
-if __name__ == "__main__":
-    use_the_venv()
 sys.path.insert(0, str(HERE / "utils"))
+if __name__ == "__main__":
+    from bootstrap import use_project_venv
 
-import argparse  # noqa: E402
+    use_project_venv(__file__)  # grpc and the p4runtime messages live in .venv
 
-from p4build import BuildFiles, sha256  # noqa: E402
+from p4build import BuildError, BuildFiles, check_stamp  # noqa: E402
 
-from p4runtime_lib import (  # noqa: E402
-    ControllerError,
-    P4Info,
-    SwitchConnection,
-    WriteError,
-    default_entry,
-    format_table_entry,
-    insert,
-    modify,
-    table_entry,
-)
-from p4runtime_lib.protos import p4runtime_pb2  # noqa: E402
+import p4runtime_lib as p4rt  # noqa: E402
 
-Update = p4runtime_pb2.Update
-BUILD = BuildFiles(HERE / "load_balance.p4", HERE / "build")
+BUILD = BuildFiles(HERE / "load_balance.p4", HERE / "build")  # p4c's output: build/
+Batch = list  # one switch's p4runtime Updates, sent as ONE WriteRequest
 
 # (name, gRPC address, device id) of each switch, as `make run` starts them
 SWITCHES = (
@@ -63,86 +33,103 @@ SWITCHES = (
 )
 
 
-def write_ecmp_group_rules(p4info: P4Info, switch: str) -> list[Update]:
-    """Traffic to the switch's address picks one of `ecmp_count` paths; the rest drops."""
-    groups = {
-        "s1": ("10.0.0.1/32", 0, 2),  # the load-balanced virtual address: 2 paths
-        "s2": ("10.0.2.2/32", 0, 1),  # h2
-        "s3": ("10.0.3.3/32", 0, 1),  # h3
-    }
-    prefix, base, count = groups[switch]
-    return [
-        insert(table_entry(p4info, "MyIngress.ecmp_group",
-                           match={"hdr.ipv4.dstAddr": prefix},
-                           action="MyIngress.set_ecmp_select",
-                           params={"ecmp_base": base, "ecmp_count": count})),
-        # a default entry is always there: it is changed with MODIFY, never inserted
-        modify(default_entry(p4info, "MyIngress.ecmp_group", "MyIngress.drop")),
-    ]
+def write_ecmp_group_rules(p4info: p4rt.P4Info, sw: Batch, dst_ip_addr: str, ecmp_base: int,
+                           ecmp_count: int) -> None:
+    """Traffic to ``dst_ip_addr`` picks one of ``ecmp_count`` paths from ``ecmp_base``."""
+    entry = p4rt.table_entry(p4info, "MyIngress.ecmp_group",
+                             match={"hdr.ipv4.dstAddr": dst_ip_addr},
+                             action="MyIngress.set_ecmp_select",
+                             params={"ecmp_base": ecmp_base, "ecmp_count": ecmp_count})
+    sw.append(p4rt.insert(entry))
 
 
-def write_ecmp_nhop_rules(p4info: P4Info, switch: str) -> list[Update]:
-    """Hash result -> next hop: its MAC, its IPv4 address, the port towards it."""
-    nhops = {
-        "s1": [(0, "00:00:00:00:01:02", "10.0.2.2", 2),
-               (1, "00:00:00:00:01:03", "10.0.3.3", 3)],
-        "s2": [(0, "08:00:00:00:02:02", "10.0.2.2", 1)],
-        "s3": [(0, "08:00:00:00:03:03", "10.0.3.3", 1)],
-    }
-    return [insert(table_entry(p4info, "MyIngress.ecmp_nhop",
-                               match={"meta.ecmp_select": select},
-                               action="MyIngress.set_nhop",
-                               params={"nhop_dmac": dmac, "nhop_ipv4": ip, "port": port}))
-            for select, dmac, ip, port in nhops[switch]]
+def write_ecmp_group_default_drop(p4info: p4rt.P4Info, sw: Batch) -> None:
+    """Any other destination is dropped (a default entry is MODIFIED, never inserted)."""
+    sw.append(p4rt.modify(p4rt.default_entry(p4info, "MyIngress.ecmp_group", "MyIngress.drop")))
 
 
-def write_send_frame_rules(p4info: P4Info, switch: str) -> list[Update]:
-    """The source MAC of frames leaving each port."""
-    smacs = {
-        "s1": [(2, "00:00:00:01:02:00"), (3, "00:00:00:01:03:00")],
-        "s2": [(1, "00:00:00:02:01:00")],
-        "s3": [(1, "00:00:00:03:01:00")],
-    }
-    return [insert(table_entry(p4info, "MyEgress.send_frame",
-                               match={"standard_metadata.egress_port": port},
-                               action="MyEgress.rewrite_mac",
-                               params={"smac": smac}))
-            for port, smac in smacs[switch]]
+def write_ecmp_nhop_rules(p4info: p4rt.P4Info, sw: Batch, ecmp_select: int, nhop_ip: str,
+                          nhop_mac: str, egress_port: int) -> None:
+    """Hash result ``ecmp_select`` -> next hop: its IPv4 address, MAC and port."""
+    entry = p4rt.table_entry(p4info, "MyIngress.ecmp_nhop",
+                             match={"meta.ecmp_select": ecmp_select},
+                             action="MyIngress.set_nhop",
+                             params={"nhop_dmac": nhop_mac, "nhop_ipv4": nhop_ip,
+                                     "port": egress_port})
+    sw.append(p4rt.insert(entry))
 
 
-def switch_updates(p4info: P4Info, switch: str) -> list[Update]:
-    """Every update for one switch, in the order they are written."""
-    return (write_ecmp_group_rules(p4info, switch)
-            + write_ecmp_nhop_rules(p4info, switch)
-            + write_send_frame_rules(p4info, switch))
+def write_send_frame_rules(p4info: p4rt.P4Info, sw: Batch, egress_port: int, smac: str) -> None:
+    """Frames leaving ``egress_port`` get source MAC ``smac``."""
+    entry = p4rt.table_entry(p4info, "MyEgress.send_frame",
+                             match={"standard_metadata.egress_port": egress_port},
+                             action="MyEgress.rewrite_mac", params={"smac": smac})
+    sw.append(p4rt.insert(entry))
 
 
-def read_table_rules(p4info: P4Info, sw: SwitchConnection) -> None:
+def s1_rules(p4info: p4rt.P4Info) -> Batch:
+    """s1: 10.0.0.1 is the virtual address, spread over 2 paths (to h2 and to h3)."""
+    s1: Batch = []
+    write_ecmp_group_rules(p4info, s1, "10.0.0.1/32", ecmp_base=0, ecmp_count=2)
+    write_ecmp_group_default_drop(p4info, s1)
+    write_ecmp_nhop_rules(p4info, s1, 0, "10.0.2.2", "00:00:00:00:01:02", egress_port=2)
+    write_ecmp_nhop_rules(p4info, s1, 1, "10.0.3.3", "00:00:00:00:01:03", egress_port=3)
+    write_send_frame_rules(p4info, s1, egress_port=2, smac="00:00:00:01:02:00")
+    write_send_frame_rules(p4info, s1, egress_port=3, smac="00:00:00:01:03:00")
+    return s1
+
+
+def s2_rules(p4info: p4rt.P4Info) -> Batch:
+    """s2: delivers 10.0.2.2 to h2."""
+    s2: Batch = []
+    write_ecmp_group_rules(p4info, s2, "10.0.2.2/32", ecmp_base=0, ecmp_count=1)
+    write_ecmp_group_default_drop(p4info, s2)
+    write_ecmp_nhop_rules(p4info, s2, 0, "10.0.2.2", "08:00:00:00:02:02", egress_port=1)
+    write_send_frame_rules(p4info, s2, egress_port=1, smac="00:00:00:02:01:00")
+    return s2
+
+
+def s3_rules(p4info: p4rt.P4Info) -> Batch:
+    """s3: delivers 10.0.3.3 to h3."""
+    s3: Batch = []
+    write_ecmp_group_rules(p4info, s3, "10.0.3.3/32", ecmp_base=0, ecmp_count=1)
+    write_ecmp_group_default_drop(p4info, s3)
+    write_ecmp_nhop_rules(p4info, s3, 0, "10.0.3.3", "08:00:00:00:03:03", egress_port=1)
+    write_send_frame_rules(p4info, s3, egress_port=1, smac="00:00:00:03:01:00")
+    return s3
+
+
+RULES = {"s1": s1_rules, "s2": s2_rules, "s3": s3_rules}  # the exercise's 14 rules
+
+
+def read_table_rules(p4info: p4rt.P4Info, sw: p4rt.SwitchConnection) -> None:
     """Print every entry of every table by name, then each table's default."""
     print(f"\n----- Reading tables rules for {sw.name} -----")
     for entry in sw.read_table_entries():
-        print(f"  {format_table_entry(p4info, entry)}")
+        print(f"  {p4rt.format_table_entry(p4info, entry)}")
     for table in p4info.proto.tables:
-        print(f"  {format_table_entry(p4info, sw.read_default_entry(table.preamble.id))}")
+        print(f"  {p4rt.format_table_entry(p4info, sw.read_default_entry(table.preamble.id))}")
 
 
 def main(args: argparse.Namespace) -> None:
     """Connect, become primary, push the pipeline, write the rules, read them back."""
-    p4info = P4Info.load(args.p4info)
+    p4info = p4rt.P4Info.load(args.p4info)
     bmv2_json = Path(args.bmv2_json).read_bytes()
     rules = {}  # built before any switch is touched: a bad P4Info changes nothing
     for name in args.switches:
         try:
-            rules[name] = switch_updates(p4info, name)
-        except ControllerError as error:  # a P4Info without the helpers' names or widths
-            raise ControllerError(f"{name}: {error.message}", error.hint) from None
+            rules[name] = RULES[name](p4info)
+        except p4rt.ControllerError as error:  # a P4Info without the helpers' names or widths
+            raise p4rt.ControllerError(f"{name}: {error.message}", error.hint) from None
     connections = []
     try:
         # 1. Connect to every switch and become its primary controller.
         for name, (address, device_id) in args.switches.items():
             dump = HERE / "logs" / f"{name}-p4runtime-requests.txt" if args.proto_dump else None
-            sw = SwitchConnection(name, address, device_id, election_id=(0, args.election_id),
-                                  proto_dump_file=dump, timeout=args.timeout, p4info=p4info)
+            sw = p4rt.SwitchConnection(name, address, device_id,
+                                       election_id=(0, args.election_id),
+                                       proto_dump_file=dump, timeout=args.timeout,
+                                       p4info=p4info)
             connections.append(sw)
             sw.become_primary()
             print(f"{name}: primary controller of device {device_id} at {address}")
@@ -188,10 +175,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for what, path in (("p4info", args.p4info), ("BMv2 JSON", args.bmv2_json)):
         if not path.is_file():
             parser.exit(1, f"{what} file not found: {path}. Have you run 'make'?\n")
-    if args.bmv2_json == BUILD.json and BUILD.stamp.is_file() and BUILD.source.is_file() \
-            and BUILD.stamp.read_text().split()[:1] != [sha256(BUILD.source)]:
-        parser.exit(1, f"{BUILD.json} was not compiled from the current {BUILD.source.name}. "
-                       "Have you run 'make'?\n")
+    if args.bmv2_json == BUILD.json and BUILD.source.is_file():
+        try:
+            check_stamp(BUILD)
+        except BuildError as error:
+            parser.exit(1, f"{BUILD.json} was not compiled from the current "
+                           f"{BUILD.source.name} ({error}). Have you run 'make'?\n")
 
     args.switches = {name: (address, device_id) for name, address, device_id in SWITCHES}
     if args.grpc_base_port is not None:
@@ -218,9 +207,9 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         print(" Shutting down.")
         sys.exit(130)
-    except WriteError as error:
+    except p4rt.WriteError as error:
         print("error: " + "\n".join(error.lines()), file=sys.stderr)
         sys.exit(1)
-    except (ControllerError, OSError) as error:
+    except (p4rt.ControllerError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -57,7 +57,7 @@ BMV2_JSON = REPO / "build/load_balance.json"
 DEVICES = {"s1": 0, "s2": 1, "s3": 2}
 DEFAULT = "MyIngress.ecmp_group: (default action) => MyIngress.drop()"
 NO_PIPELINE = "FAILED_PRECONDITION: No forwarding pipeline config set for this device"
-CONTROLLER_ENV = {**{k: v for k, v in os.environ.items() if k != "MYCONTROLLER_REEXEC"},
+CONTROLLER_ENV = {**{k: v for k, v in os.environ.items() if k != "LB_VENV_REEXEC"},
                   "PYTHONUNBUFFERED": "1"}
 CRC16 = crcmod.predefined.mkCrcFun("crc-16")
 

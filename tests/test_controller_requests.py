@@ -96,19 +96,24 @@ SEND_FRAME_RULES = {
 }
 
 
+def of_table(updates: list, table_id: int) -> list:
+    """The updates (entries and default entries) of one table, in order."""
+    return [u for u in updates if u.entity.table_entry.table_id == table_id]
+
+
 @pytest.mark.parametrize("switch", ["s1", "s2", "s3"])
 def test_ecmp_group_rules(controller: ModuleType, info: P4Info, switch: str) -> None:
-    assert controller.write_ecmp_group_rules(info, switch) == ECMP_GROUP_RULES[switch]
+    assert of_table(controller.RULES[switch](info), ECMP_GROUP) == ECMP_GROUP_RULES[switch]
 
 
 @pytest.mark.parametrize("switch", ["s1", "s2", "s3"])
 def test_ecmp_nhop_rules(controller: ModuleType, info: P4Info, switch: str) -> None:
-    assert controller.write_ecmp_nhop_rules(info, switch) == ECMP_NHOP_RULES[switch]
+    assert of_table(controller.RULES[switch](info), ECMP_NHOP) == ECMP_NHOP_RULES[switch]
 
 
 @pytest.mark.parametrize("switch", ["s1", "s2", "s3"])
 def test_send_frame_rules(controller: ModuleType, info: P4Info, switch: str) -> None:
-    assert controller.write_send_frame_rules(info, switch) == SEND_FRAME_RULES[switch]
+    assert of_table(controller.RULES[switch](info), SEND_FRAME) == SEND_FRAME_RULES[switch]
 
 
 @pytest.mark.parametrize("switch, device_id", [("s1", 0), ("s2", 1), ("s3", 2)])
@@ -120,7 +125,7 @@ def test_one_write_request_per_switch(controller: ModuleType, info: P4Info, swit
     expected.election_id.high, expected.election_id.low = 0, 1
     for rules in (ECMP_GROUP_RULES, ECMP_NHOP_RULES, SEND_FRAME_RULES):
         expected.updates.extend(rules[switch])
-    built = write_request(controller.switch_updates(info, switch), device_id, (0, 1))
+    built = write_request(controller.RULES[switch](info), device_id, (0, 1))
     assert built == expected
     assert built.SerializeToString(deterministic=True) == \
         expected.SerializeToString(deterministic=True)
@@ -132,8 +137,8 @@ def test_reference_p4info_gives_the_same_requests(controller: ModuleType, info: 
     """p4c's output for the tutorial's own solution has the same names and ids."""
     theirs = P4Info.load(reference / "load_balance.p4info.txtpb")
     for switch in ("s1", "s2", "s3"):
-        assert controller.switch_updates(theirs, switch) == \
-            controller.switch_updates(info, switch)
+        assert controller.RULES[switch](theirs) == \
+            controller.RULES[switch](info)
 
 
 def test_switch_addresses(controller: ModuleType) -> None:
@@ -150,7 +155,7 @@ def test_switch_addresses(controller: ModuleType) -> None:
 
 
 def run_controller(*args: str, python: str = sys.executable) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MYCONTROLLER_REEXEC"}
+    env = {k: v for k, v in os.environ.items() if k != "LB_VENV_REEXEC"}
     return subprocess.run([python, str(REPO / "mycontroller.py"), *args], capture_output=True,
                           text=True, timeout=60, check=False, cwd="/", env=env)
 

@@ -44,7 +44,7 @@ def test_idle_streams_and_readers_do_not_lock_out_a_controller(
         tmp_path: Path, read_interval: float, capabilities_limit: float) -> None:
     controller = load_mycontroller()
     info = P4Info.load(BUILD_P4INFO)
-    updates = controller.switch_updates(info, "s1")
+    updates = controller.RULES["s1"](info)
     expected = sorted((u.entity.table_entry for u in updates
                        if u.type == p4runtime_pb2.Update.INSERT), key=key)
     port = free_port()
