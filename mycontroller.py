@@ -179,7 +179,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         try:
             check_stamp(BUILD)
         except BuildError as error:
-            parser.exit(1, f"error: {error}\n")  # the .p4 changed since build/ was made"
+            parser.exit(1, f"error: {error}\n")  # the .p4 changed since build/ was made
 
     args.switches = {name: (address, device_id) for name, address, device_id in SWITCHES}
     if args.grpc_base_port is not None:
