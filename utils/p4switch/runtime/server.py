@@ -115,6 +115,9 @@ def unsupported_entity(kind: str | None) -> P4RuntimeError:
     return unimplemented(f"{kind} is not supported by this switch")
 
 
+SLICE = 64  # updates applied per hold of the switch's lock (CONTINUE_ON_ERROR)
+
+
 class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
     """Serves one switch (one device id)."""
 
@@ -155,33 +158,41 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
         return response
 
     def Write(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        with self.switch.lock:  # the config cannot change under a batch
-            try:
-                self._check_device(request.device_id)
-                self._check_primary(request)
-                config = self._require_config()
-                if request.atomicity not in ATOMICITIES:
-                    raise invalid(f"Unknown atomicity {request.atomicity}")
-            except P4RuntimeError as error:
-                self._abort(context, error)
+        with self._config_lock:  # no pipeline push under a batch
+            with self.switch.lock:
+                try:
+                    self._check_device(request.device_id)
+                    self._check_primary(request)
+                    config = self._require_config()
+                    if request.atomicity not in ATOMICITIES:
+                        raise invalid(f"Unknown atomicity {request.atomicity}")
+                except P4RuntimeError as error:
+                    self._abort(context, error)
             if request.atomicity == WriteRequest.CONTINUE_ON_ERROR:
                 batch = self.apply_updates(config, request.updates)
             else:  # ROLLBACK_ON_ERROR, DATAPLANE_ATOMIC: see transaction.py
-                batch = apply_all_or_none(config, request.updates, self.apply_one, READERS)
+                with self.switch.lock:
+                    batch = apply_all_or_none(config, request.updates, self.apply_one,
+                                              READERS)
         if batch.failed:
             abort_with_status(context, batch.status())
         return p4runtime_pb2.WriteResponse()
 
     def apply_updates(self, config: PipelineConfig, updates: Any) -> BatchErrors:
-        """Apply updates one by one (CONTINUE_ON_ERROR), recording each outcome."""
+        """Apply updates one by one (CONTINUE_ON_ERROR), recording each outcome.
+
+        The switch's lock is taken per slice of ``SLICE`` updates, so the data plane
+        forwards between slices instead of waiting for a whole big batch (this mode
+        promises no atomicity; PI's does not either)."""
         batch = BatchErrors()
         # The cyclic GC would scan the growing tables over and over during a big
         # batch; entries form no cycles, so collection waits until the batch is done.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            with self.switch.lock:
-                self._apply(config, updates, batch)
+            for start in range(0, len(updates), SLICE):
+                with self.switch.lock:
+                    self._apply(config, updates[start:start + SLICE], batch)
         finally:
             if gc_was_enabled:
                 gc.enable()
