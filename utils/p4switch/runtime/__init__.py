@@ -1,6 +1,6 @@
 """P4Runtime server (``p4.v1.P4Runtime``) for the software switch, modelled on BMv2's PI."""
 
 from .server import P4RuntimeServicer
-from .service import ServeError, Server, serve
+from .service import Limits, ServeError, Server, StreamStats, serve
 
-__all__ = ["P4RuntimeServicer", "ServeError", "Server", "serve"]
+__all__ = ["Limits", "P4RuntimeServicer", "ServeError", "Server", "StreamStats", "serve"]
