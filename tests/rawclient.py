@@ -165,7 +165,7 @@ class Served:
     """A real Switch with recording ports behind a real gRPC server on 127.0.0.1."""
 
     def __init__(self, cpu_port: int | None = None, ports: tuple[int, ...] = (1, 2, 3),
-                 device_id: int = 0) -> None:
+                 device_id: int = 0, limits: Any = None) -> None:
         from p4switch.runtime import serve
         from p4switch.switch import Switch
 
@@ -173,7 +173,7 @@ class Served:
         self.ports = {number: RecordingPort(f"port{number}") for number in ports}
         for number, port in self.ports.items():
             self.switch.add_port(number, port)
-        self.server = serve(self.switch, "127.0.0.1:0")
+        self.server = serve(self.switch, "127.0.0.1:0", limits=limits)
         self.address = f"127.0.0.1:{self.server.bound_port}"
         self.clients: list[Client] = []
 

@@ -9,6 +9,14 @@ the number of threads is fixed whatever the clients do.  The RPCs' logic is
 P4RuntimeServicer's (server.py), called with a context that turns its
 ``abort()`` into the aio call's status.
 
+Limits (Limits below), each answered with a status instead of a hang:
+messages over ``max_message`` bytes get RESOURCE_EXHAUSTED from gRPC; a
+StreamChannel beyond ``max_streams`` open ones gets RESOURCE_EXHAUSTED; each
+stream queues at most ``outbox`` messages for a client that does not read it:
+PacketIns and DigestLists beyond are dropped (counted in ``Server.stats`` and
+reported on stderr when the stream ends), and a message that must not be
+dropped (arbitration, stream error) ends the stream with RESOURCE_EXHAUSTED.
+
     server = serve(switch, "127.0.0.1:50051")
     ...
     server.stop(0.5).wait(2)
@@ -19,9 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent import futures
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -31,7 +42,7 @@ from p4protos import code_pb2, p4runtime_pb2, p4runtime_pb2_grpc
 from p4switch.switch import Switch
 
 from .arbitration import Close, Connection
-from .errors import P4RuntimeError
+from .errors import P4RuntimeError, exhausted
 from .server import MAX_MESSAGE, P4RuntimeServicer
 
 WORKERS = 4  # threads for blocking work; they mostly queue on the switch's lock
@@ -88,24 +99,88 @@ def parser(message_type: Any) -> Callable[[bytes], Any]:
     return parse
 
 
-def stream_outbox(loop: asyncio.AbstractEventLoop,
-                  queue: asyncio.Queue[Any]) -> Callable[[Any], None]:
-    """A thread-safe ``deliver`` for a Connection: puts into ``queue`` on ``loop``
-    (dropped once the loop is closed: the stream is gone)."""
+@dataclass(frozen=True)
+class Limits:
+    """What one server accepts (see the module's docstring and README's limits table)."""
 
-    def deliver(item: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+    max_message: int = MAX_MESSAGE  # bytes per message, either way
+    max_streams: int = 4096  # open StreamChannels (an idle one costs ~30 KiB)
+    outbox: int = 1024  # messages waiting for one stream's client
 
-    return deliver
+
+@dataclass
+class StreamStats:
+    """Counters over the server's life (read them from any thread)."""
+
+    open: int = 0  # StreamChannels open now
+    opened: int = 0  # StreamChannels served so far
+    refused: int = 0  # StreamChannels refused: max_streams were open
+    dropped: int = 0  # PacketIns/DigestLists dropped: their client did not read
+    overflowed: int = 0  # streams ended: a message that cannot be dropped did not fit
+
+
+def droppable(item: Any) -> bool:
+    """PacketIns and DigestLists may be dropped for a slow client (as a NIC would)."""
+    return isinstance(item, p4runtime_pb2.StreamMessageResponse) and \
+        item.WhichOneof("update") in ("packet", "digest")
+
+
+class Outbox:
+    """One stream's messages for its client, at most ``limit`` waiting; ``deliver``
+    may be called from any thread, the rest runs on the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int, stats: StreamStats,
+                 on_overflow: Callable[[], None]) -> None:
+        self.loop = loop
+        self.limit = limit
+        self.stats = stats
+        self.on_overflow = on_overflow
+        self.items: deque[Any] = deque()
+        self.ready = asyncio.Event()
+        self.closed = False  # a Close is queued: nothing more goes in
+        self.dropped = 0
+
+    def deliver(self, item: Any) -> None:
+        """Queue a message or Close (dropped once the loop is closed: the server stopped)."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._put, item)
+
+    def _put(self, item: Any) -> None:
+        if self.closed:
+            return
+        if isinstance(item, Close) or len(self.items) < self.limit:
+            self.closed = isinstance(item, Close)
+            self.items.append(item)
+        elif droppable(item):
+            self.dropped += 1
+            self.stats.dropped += 1
+            return
+        else:  # arbitration or a stream error that does not fit: end the stream
+            self.stats.overflowed += 1
+            self.items.clear()
+            self.closed = True
+            self.items.append(Close(exhausted(
+                f"StreamChannel closed: {self.limit} messages were waiting for the client to "
+                "read them; read the stream (PacketIns beyond the limit are dropped)")))
+            self.on_overflow()
+        self.ready.set()
+
+    async def get(self) -> Any:
+        while not self.items:
+            self.ready.clear()
+            await self.ready.wait()
+        return self.items.popleft()
 
 
 class AsyncP4Runtime(p4runtime_pb2_grpc.P4RuntimeServicer):
     """The aio face of a P4RuntimeServicer: blocking handlers go to ``pool``."""
 
-    def __init__(self, servicer: P4RuntimeServicer, pool: futures.ThreadPoolExecutor) -> None:
+    def __init__(self, servicer: P4RuntimeServicer, pool: futures.ThreadPoolExecutor,
+                 limits: Limits, stats: StreamStats) -> None:
         self.servicer = servicer
         self.pool = pool
+        self.limits = limits
+        self.stats = stats
 
     async def _blocking(self, handler: Callable[[Any, Any], Any], request: Any,
                         context: grpc.aio.ServicerContext) -> Any:
@@ -151,12 +226,22 @@ class AsyncP4Runtime(p4runtime_pb2_grpc.P4RuntimeServicer):
 
     async def StreamChannel(self, request_iterator: Any,  # noqa: N802
                             context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        stats = self.stats
+        if stats.open >= self.limits.max_streams:
+            stats.refused += 1
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"too many open StreamChannels (the limit is "
+                                f"{self.limits.max_streams}); close unused ones")
+        stats.open += 1
+        stats.opened += 1
         loop = asyncio.get_running_loop()
-        await context.send_initial_metadata(())  # the client sees the stream is served
-        outbox: asyncio.Queue[Any] = asyncio.Queue()
-        connection = Connection(stream_outbox(loop, outbox))
-        reader = loop.create_task(self._read_stream(connection, request_iterator))
+        arbiter = self.servicer.arbiter
+        connection: Connection | None = None
+        outbox = Outbox(loop, self.limits.outbox, stats, lambda: arbiter.remove(connection))
+        connection = Connection(outbox.deliver)
+        reader = loop.create_task(self._read_stream(connection, outbox, request_iterator))
         try:
+            await context.send_initial_metadata(())  # the client sees the stream is served
             while True:
                 item = await outbox.get()
                 if isinstance(item, Close):
@@ -165,14 +250,23 @@ class AsyncP4Runtime(p4runtime_pb2_grpc.P4RuntimeServicer):
                     return
                 yield item
         finally:
+            stats.open -= 1
             reader.cancel()
-            self.servicer.arbiter.remove(connection)
+            arbiter.remove(connection)
+            if outbox.dropped:
+                print(f"p4switch: warning: {outbox.dropped} PacketIn/DigestList messages "
+                      f"dropped for StreamChannel client {context.peer()}: it did not read "
+                      f"its stream (at most {self.limits.outbox} wait)",
+                      file=sys.stderr, flush=True)
 
-    async def _read_stream(self, connection: Connection, requests: Any) -> None:
+    async def _read_stream(self, connection: Connection, outbox: Outbox,
+                           requests: Any) -> None:
         """Handle the client's messages in order; close the stream when they end."""
         loop = asyncio.get_running_loop()
         try:
             async for request in requests:
+                if outbox.closed:  # ending (overflow): the rest is not handled
+                    return
                 if isinstance(request, Malformed):
                     raise P4RuntimeError(code_pb2.INTERNAL, request.message)
                 if request.WhichOneof("update") == "arbitration":  # quick: on the loop
@@ -213,12 +307,15 @@ class Server:
     """A started aio server on its own loop thread, stopped like a sync grpc.Server.
 
     ``bound_port`` is the port it listens on (useful with ``HOST:0``),
-    ``servicer`` the P4RuntimeServicer.
+    ``servicer`` the P4RuntimeServicer, ``stats`` its StreamStats.
     """
 
     def __init__(self, servicer: P4RuntimeServicer, address: str,
-                 credentials: grpc.ServerCredentials | None, max_workers: int) -> None:
+                 credentials: grpc.ServerCredentials | None, max_workers: int,
+                 limits: Limits) -> None:
         self.servicer = servicer
+        self.limits = limits
+        self.stats = StreamStats()
         self.pool = futures.ThreadPoolExecutor(max_workers=max_workers,
                                                thread_name_prefix="p4rt")
         self.loop = asyncio.new_event_loop()
@@ -237,11 +334,12 @@ class Server:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     async def _start(self, address: str, credentials: grpc.ServerCredentials | None) -> int:
-        options = [("grpc.max_receive_message_length", MAX_MESSAGE),
-                   ("grpc.max_send_message_length", MAX_MESSAGE),
+        options = [("grpc.max_receive_message_length", self.limits.max_message),
+                   ("grpc.max_send_message_length", self.limits.max_message),
                    ("grpc.so_reuseport", 0)]
         server = grpc.aio.server(options=options)
-        server.add_generic_rpc_handlers((handlers(AsyncP4Runtime(self.servicer, self.pool)),))
+        service = AsyncP4Runtime(self.servicer, self.pool, self.limits, self.stats)
+        server.add_generic_rpc_handlers((handlers(service),))
         try:
             port = server.add_secure_port(address, credentials) if credentials is not None \
                 else server.add_insecure_port(address)
@@ -293,10 +391,11 @@ def check_address(address: str) -> None:
 
 def serve(switch: Switch, address: str = "127.0.0.1:9559",
           credentials: grpc.ServerCredentials | None = None,
-          max_workers: int = WORKERS) -> Server:
+          max_workers: int = WORKERS, limits: Limits | None = None) -> Server:
     """Start the P4Runtime server for ``switch`` on ``address``; returns the Server."""
     check_address(address)
-    return Server(P4RuntimeServicer(switch), address, credentials, max_workers)
+    return Server(P4RuntimeServicer(switch), address, credentials, max_workers,
+                  limits or Limits())
 
 
-__all__ = ["AsyncP4Runtime", "ServeError", "Server", "serve"]
+__all__ = ["AsyncP4Runtime", "Limits", "ServeError", "Server", "StreamStats", "serve"]
