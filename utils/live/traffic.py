@@ -57,7 +57,7 @@ class Segments:
         self.src, self.dst = socket.inet_aton(src), socket.inet_aton(dst)
         self.dport = dport
         self.pad = tail + b"\0" * pad  # after the flow's tag: a message, then padding
-        self.length = IPV4 + 20 + PAYLOAD.size + pad
+        self.length = IPV4 + 20 + PAYLOAD.size + len(self.pad)
 
     def frame(self, sport: int, seq: int) -> bytes:
         """One segment: IPv4 id and TCP seq from ``seq``; correct checksums."""
