@@ -18,7 +18,7 @@ PY         := $(VENV)/bin/python
 APT_PKGS   := mininet python3-venv iproute2 ethtool net-tools procps netsniff-ng
 # Mininet needs root: use sudo when not root and sudo exists (else netrun says so).
 SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || { command -v sudo >/dev/null && echo sudo; })
-NETRUN     := $(SUDO) env PATH="$$PATH" PYTHONPATH=utils $(PY) -m netrun
+NETRUN     := $(SUDO) env PATH="$$PATH" $(PY) -m netrun
 NETRUN_ARGS ?=
 ifdef BMV2_SWITCH_EXE
 NETRUN_ARGS += --switch-exe $(BMV2_SWITCH_EXE)
@@ -30,7 +30,7 @@ all: build
 .PHONY: setup
 setup: $(VENV)/.ready
 
-$(VENV)/.ready: requirements.txt
+$(VENV)/.ready: requirements.txt pyproject.toml
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
@@ -39,7 +39,7 @@ $(VENV)/.ready: requirements.txt
 	fi
 	$(PYTHON_SYS) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -e .  # this project (utils/ packages, the p4switch command) + requirements.txt
 	touch $@
 
 # p4c's output is committed in build/ with the source's sha256: recompile where

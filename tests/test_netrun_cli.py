@@ -21,7 +21,7 @@ from procs import ENV, REPO
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="Mininet needs root")
 try:
-    from netrun.ecmp import predicted_split
+    from netrun.ecmp import Ecmp
 except ImportError as exc:
     pytest.skip(f"crcmod is missing: {exc}", allow_module_level=True)
 
@@ -123,7 +123,7 @@ def test_the_banner_hints_work_as_typed(terminal: Terminal, tmp_path: Path) -> N
                                          r"payload='hello'", sent)]
     assert len(set(sports)) == 10, sent
     time.sleep(1)
-    predicted = predicted_split(sports)
+    predicted = Ecmp.load().split(sports)
     h2 = terminal.command("h2 kill %1; wait")
     h3 = terminal.command("h3 kill %1; wait")
     assert sorted(received(h2, "10.0.2.2")) == sorted(predicted["h2"]), h2

@@ -15,7 +15,7 @@ from procs import REPO
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="Mininet needs root")
 try:
     from netrun.demo import exchange, run_controller
-    from netrun.ecmp import predicted_host, predicted_split
+    from netrun.ecmp import Ecmp
     from netrun.network import Network, SwitchOptions
     from netrun.state import RunState
 except ImportError as exc:  # Mininet comes from Debian; `make setup` installs it
@@ -77,13 +77,14 @@ def test_switches_run_with_the_tutorials_flags(network: Network, tmp_path: Path)
 
 
 def test_nothing_arrives_before_and_the_split_is_crc16_after(network: Network) -> None:
-    _sent, before = exchange(network, 12, "before")
+    ecmp = Ecmp.load()  # mycontroller.py's rules for s1
+    _sent, before = exchange(network, ecmp, 12, "before")
     assert before == {"h2": [], "h3": []}
     result = run_controller(network)
     assert result.returncode == 0, result.stderr
-    sent, after = exchange(network, 30, "after")
+    sent, after = exchange(network, ecmp, 30, "after")
     assert len(set(sent)) == 30
-    predicted = predicted_split(sent)
+    predicted = ecmp.split(sent)
     assert sorted(after["h2"]) == sorted(predicted["h2"])
     assert sorted(after["h3"]) == sorted(predicted["h3"])
     assert after["h2"] and after["h3"]
@@ -92,8 +93,9 @@ def test_nothing_arrives_before_and_the_split_is_crc16_after(network: Network) -
 def test_a_fixed_flow_always_takes_its_predicted_path(network: Network) -> None:
     """sport 50000 hashes to 0x8a04 (h2), 50001 to h3 (spec examples); TTL 64 - 2."""
     run_controller(network)
+    ecmp = Ecmp.load()
     for sport in (50000, 50001):
-        host = predicted_host(sport)
+        host = ecmp.host(sport)
         receiver = network.host(host).popen(
             [str(REPO / "receive.py"), "--json", "--count", "3", "--timeout", "20"],
             cwd=str(REPO), text=True)

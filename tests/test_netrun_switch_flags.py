@@ -142,7 +142,7 @@ def test_the_stand_in_rejects_thrift_port_as_bmv2_does(tmp_path: Path) -> None:
 @needs_root
 def test_a_switch_without_thrift_comes_up_and_answers_p4runtime(tmp_path: Path) -> None:
     from netrun.demo import exchange, run_controller
-    from netrun.ecmp import predicted_split
+    from netrun.ecmp import Ecmp
     from netrun.network import Network, SwitchOptions
 
     script, asked = write_stand_in(tmp_path)
@@ -163,8 +163,9 @@ def test_a_switch_without_thrift_comes_up_and_answers_p4runtime(tmp_path: Path) 
         assert asked.read_text().splitlines() == ["--help"]  # once for three switches
         result = run_controller(network)
         assert result.returncode == 0, result.stderr
-        sent, received = exchange(network, 20, "nothrift")
-        predicted = predicted_split(sent)
+        ecmp = Ecmp.load()
+        sent, received = exchange(network, ecmp, 20, "nothrift")
+        predicted = ecmp.split(sent)
         print(f"sent {len(sent)} flows; h2 got {len(received['h2'])}, h3 "
               f"{len(received['h3'])} (crc16 predicts {len(predicted['h2'])}/"
               f"{len(predicted['h3'])})")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from procs import REPO
 
-from netrun.ecmp import five_tuple, flow_hash, predicted_host, predicted_split
+from netrun.ecmp import Ecmp, RulesError, five_tuple, flow_hash
 from netrun.topology import LinkEnd, TopologyError, load_topology
 
 
@@ -85,13 +85,38 @@ def test_missing_or_broken_files_are_one_line(tmp_path: Path) -> None:
 
 
 def test_the_split_prediction_matches_the_spec_examples() -> None:
-    """tutorial_spec: sport 50000 -> crc16 0x8a04 -> h2; 50001, 50002 -> h3; 50003 -> h2."""
+    """tutorial_spec: sport 50000 -> crc16 0x8a04 -> h2; 50001, 50002 -> h3; 50003 -> h2,
+    with the VIP, base, count and next hops read from mycontroller.py's rules for s1."""
     assert five_tuple(50000) == bytes.fromhex("0a000101" "0a000001" "06" "c350" "04d2")
     assert flow_hash(50000) == 0x8A04
-    assert [predicted_host(s) for s in (50000, 50001, 50002, 50003)] == \
-        ["h2", "h3", "h3", "h2"]
-    assert predicted_split([50000, 50001, 50002, 50003]) == \
+    ecmp = Ecmp.load(REPO)
+    assert (ecmp.vip, ecmp.base, ecmp.count, ecmp.next_hops) == ("10.0.0.1", 0, 2, ["h2", "h3"])
+    assert [ecmp.host(s) for s in (50000, 50001, 50002, 50003)] == ["h2", "h3", "h3", "h2"]
+    assert ecmp.split([50000, 50001, 50002, 50003]) == \
         {"h2": [50000, 50003], "h3": [50001, 50002]}
+
+
+def test_the_prediction_follows_an_edited_controller(tmp_path: Path) -> None:
+    """Swap s1's two next hops in a copy of mycontroller.py: the prediction swaps too
+    (no second copy of the rules to forget), and rules without a VIP say so."""
+    for name in ("topology.json", "build", "load_balance.p4", "utils"):
+        (tmp_path / name).symlink_to(REPO / name)
+    source = (REPO / "mycontroller.py").read_text()
+    h2_rule = 'write_ecmp_nhop_rules(p4info, s1, 0, "10.0.2.2"'
+    h3_rule = 'write_ecmp_nhop_rules(p4info, s1, 1, "10.0.3.3"'
+    assert h2_rule in source and h3_rule in source
+    swapped = source.replace(h2_rule, "@").replace(h3_rule, h2_rule.replace(" 0,", " 1,"))
+    (tmp_path / "mycontroller.py").write_text(swapped.replace("@", h3_rule.replace(" 1,", " 0,")))
+    ecmp = Ecmp.load(tmp_path)
+    assert ecmp.hosts == {0: "h3", 1: "h2"}
+    assert [ecmp.host(s) for s in (50000, 50001)] == ["h3", "h2"]
+
+    vip_rule = 'write_ecmp_group_rules(p4info, s1, "10.0.0.1/32"'
+    assert vip_rule in source
+    (tmp_path / "mycontroller.py").write_text(source.replace(vip_rule, "# " + vip_rule))
+    with pytest.raises(RulesError, match=r"^the rules do not balance a VIP over next hops: "
+                                         r"vip=None"):
+        Ecmp.load(tmp_path)
 
 
 def test_crc16_is_crc16_arc() -> None:

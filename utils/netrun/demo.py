@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .ecmp import NEXT_HOPS, VIP, predicted_split
+from .ecmp import Ecmp, RulesError
 from .network import Network, NetworkError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,24 +61,25 @@ def stop_receiver(process: subprocess.Popen) -> list[dict]:
     return json.loads(lines[-1])["packets"]
 
 
-def send_flows(network: Network, count: int, message: str) -> list[int]:
+def send_flows(network: Network, vip: str, count: int, message: str) -> list[int]:
     """``send.py VIP MESSAGE --count N --json`` on h1: the source ports it used."""
     output = network.host("h1").run_checked(
-        f"{REPO / 'send.py'} {VIP} {message} --count {count} --json")
+        f"{REPO / 'send.py'} {vip} {message} --count {count} --json")
     for line in reversed(output.splitlines()):
         if line.startswith("{"):
             return json.loads(line)["sports"]
     raise NetworkError(f"send.py printed no summary on h1: {output.strip()[-200:]}")
 
 
-def exchange(network: Network, count: int,
+def exchange(network: Network, ecmp: Ecmp, count: int,
              message: str) -> tuple[list[int], dict[str, list[int]]]:
-    """Send ``count`` flows from h1: (source ports sent, ports h2 and h3 received)."""
+    """Send ``count`` flows from h1 to the VIP: (source ports sent, ports each next hop
+    received)."""
     receivers: dict[str, subprocess.Popen] = {}
     try:
-        for host in NEXT_HOPS:
+        for host in ecmp.next_hops:
             receivers[host] = start_receiver(network, host)
-        sent = send_flows(network, count, message)
+        sent = send_flows(network, ecmp.vip, count, message)
         time.sleep(SETTLE)
         received = {host: [p["sport"] for p in stop_receiver(process)
                            if p["payload"] == message]
@@ -100,11 +101,11 @@ def run_controller(network: Network) -> subprocess.CompletedProcess:
                           check=False)
 
 
-def compare(sent: list[int], received: dict[str, list[int]]) -> bool:
+def compare(ecmp: Ecmp, sent: list[int], received: dict[str, list[int]]) -> bool:
     """Print received vs predicted per host; True if they are the same ports."""
-    predicted = predicted_split(sent)
+    predicted = ecmp.split(sent)
     ok = True
-    for host in NEXT_HOPS:
+    for host in ecmp.next_hops:
         got, want = sorted(received[host]), sorted(predicted[host])
         match = got == want
         print(f"  {host}: {len(got):3d} received, {len(want):3d} predicted by crc16 -> "
@@ -119,12 +120,13 @@ def compare(sent: list[int], received: dict[str, list[int]]) -> bool:
 def run_demo(network: Network, flows: int = 20) -> int:
     """The whole demonstration on a network that is not started yet; exit status."""
     try:
+        ecmp = Ecmp.load(REPO)  # what mycontroller.py's rules make s1 do
         print(f"Starting the network ({' '.join(network.options.executable)}) ...",
               flush=True)
         network.start()
-        _sent, before = exchange(network, flows, "before")
+        _sent, before = exchange(network, ecmp, flows, "before")
         arrived = sum(len(ports) for ports in before.values())
-        print(f"Before the controller: {flows} flows h1 -> {VIP}, {arrived} arrived "
+        print(f"Before the controller: {flows} flows h1 -> {ecmp.vip}, {arrived} arrived "
               f"(expected 0: the switches have no rules)", flush=True)
         ok = arrived == 0
         print("Running ./mycontroller.py ...", flush=True)
@@ -133,15 +135,15 @@ def run_demo(network: Network, flows: int = 20) -> int:
             print(f"error: mycontroller.py failed (exit {controller.returncode}): "
                   f"{controller.stderr.strip() or controller.stdout.strip()}", file=sys.stderr)
             return 1
-        sent, after = exchange(network, flows, "after")
+        sent, after = exchange(network, ecmp, flows, "after")
         arrived = sum(len(ports) for ports in after.values())
-        print(f"After the controller: {flows} flows h1 -> {VIP}, {arrived} arrived "
+        print(f"After the controller: {flows} flows h1 -> {ecmp.vip}, {arrived} arrived "
               f"(sports {min(sent)}-{max(sent)})", flush=True)
-        ok &= compare(sent, after) and arrived == flows
+        ok &= compare(ecmp, sent, after) and arrived == flows
         print("Demo passed: nothing before the controller, and after it exactly the split "
               "crc16 predicts." if ok else "Demo FAILED.", flush=True)
         return 0 if ok else 1
-    except NetworkError as exc:
+    except (NetworkError, RulesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -1,4 +1,4 @@
-"""``python -m p4switch``: run the switch (see p4switch.cli)."""
+"""``python -m p4switch`` and the ``p4switch`` command: run the switch (see p4switch.cli)."""
 
 import os
 import sys
@@ -8,4 +8,11 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 from .cli import main  # noqa: E402
 
-sys.exit(main())
+
+def run() -> None:
+    """The console script's entry point (pyproject.toml): exit with main()'s status."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -353,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"p4switch: error: {exc}", file=sys.stderr, flush=True)
         running.stop()
         return 2
+    except BrokenPipeError:  # `p4switch --help | head`: stop quietly
+        running.stop()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # a bug: still one line, the traceback on request
         running.stop()
         if os.environ.get(TRACEBACK_ENV):
