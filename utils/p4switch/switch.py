@@ -35,21 +35,51 @@ class FrameObserver(Protocol):
 
 
 class PacketLog:
-    """BMv2-style per-packet trace for ``--log-console`` / ``--log-file``."""
+    """BMv2-style per-packet trace for ``--log-console`` / ``--log-file``.
+
+    Lines are collected and written with one ``write`` + ``flush`` per batch of
+    frames (``flush()``), not one per line: the trace costs string joins, not
+    system calls.  The millisecond stamp is formatted once per millisecond.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._stamp_ms = -1
+        self._prefix = ""
 
-    def write(self, packet_id: str, message: str) -> None:
-        now = time.time()
-        stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
+    def _line_prefix(self) -> str:
+        now_ms = int(time.time() * 1000)
+        if now_ms != self._stamp_ms:
+            seconds, millis = divmod(now_ms, 1000)
+            self._stamp_ms = now_ms
+            self._prefix = (f"[{time.strftime('%H:%M:%S', time.localtime(seconds))}."
+                            f"{millis:03d}] [p4switch] [D] [")
+        return self._prefix
+
+    def add(self, packet_id: str, message: str) -> None:
+        """Queue one line; it is written at the next ``flush()``."""
         with self._lock:
-            self.stream.write(f"[{stamp}] [p4switch] [D] [{packet_id}] [cxt 0] {message}\n")
+            self._pending.append(f"{self._line_prefix()}{packet_id}] [cxt 0] {message}\n")
+
+    def flush(self) -> None:
+        """Write the queued lines in one go."""
+        with self._lock:
+            if not self._pending:
+                return
+            text, self._pending = "".join(self._pending), []
+            self.stream.write(text)
             self.stream.flush()
 
+    def write(self, packet_id: str, message: str) -> None:
+        """One line, written now."""
+        self.add(packet_id, message)
+        self.flush()
+
     def tracer(self, packet_id: str) -> Callable[[str], None]:
-        return lambda message: self.write(packet_id, message)
+        """The ``trace`` callable the pipeline calls with each message of one packet."""
+        return lambda message: self.add(packet_id, message)
 
 
 class Switch:
@@ -78,6 +108,13 @@ class Switch:
 
     def receive(self, port: int, frame: bytes) -> Result | None:
         """Process one frame received on ``port`` and transmit what comes out."""
+        try:
+            return self._receive(port, frame)
+        finally:
+            if self.log is not None:
+                self.log.flush()
+
+    def _receive(self, port: int, frame: bytes) -> Result | None:
         for observer in self.observers:
             observer.received(port, frame)
         packet_id = f"{next(self._ids)}.0"
@@ -93,7 +130,7 @@ class Switch:
             result = pipeline.process(port, frame, time.monotonic(), trace)
             digests = list(result.digests)
         if result.error and trace is None and self.log is not None:
-            self.log.write(packet_id, f"Packet dropped: {result.error}")
+            self.log.add(packet_id, f"Packet dropped: {result.error}")
         for egress, data in result.outputs:
             self.transmit(egress, data, trace)
         if self.digest_sink is not None:
@@ -108,8 +145,11 @@ class Switch:
         the pipeline in chunks, under one lock each, observers seeing each one.
         """
         if self.log is not None:
-            for frame in frames:
-                self.receive(port, frame)
+            try:
+                for frame in frames:
+                    self._receive(port, frame)
+            finally:
+                self.log.flush()
             return
         ports, cpu_port, observers = self.ports, self.cpu_port, self.observers
         for observer in observers:
