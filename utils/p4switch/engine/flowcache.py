@@ -64,7 +64,9 @@ class FlowCache:
                                for h in layout.headers if not h.metadata)
         self.span = self.header_span + self._lookahead_bytes(program)
         length = layout.named_field("standard_metadata.packet_length")
-        self.keyed_on_length = length is not None and self._reads_field(program, length)
+        # truncate(n) cuts a frame only when it is longer than n: the length decides too
+        self.keyed_on_length = (length is not None and self._reads_field(program, length)) \
+            or self._truncates(program)
         self.hits = 0
         self.misses = 0
 
@@ -116,6 +118,10 @@ class FlowCache:
                 offset, width = node["value"]
                 widest = max(widest, (offset + width + 7) // 8)
         return widest
+
+    @staticmethod
+    def _truncates(program: Program) -> bool:
+        return any(node.get("op") == "truncate" for node in _walk(program.json))
 
     @staticmethod
     def _reads_field(program: Program, info: Any) -> bool:
