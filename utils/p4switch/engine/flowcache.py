@@ -16,9 +16,10 @@ them again (packets + 1, bytes by the frame's length), as the slow path would.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
+from .fielduse import walk as _walk
+from .megaflow import Megaflows
 from .program import Program
 
 PURE_PRIMITIVES = frozenset({
@@ -39,20 +40,10 @@ PURE_HASHES = frozenset({
 })
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
-
 class FlowCache:
     """Results of recent flows, valid while the control-plane state is unchanged."""
 
-    def __init__(self, program: Program, limit: int = 65536) -> None:
+    def __init__(self, program: Program, meta: Any = None, limit: int = 65536) -> None:
         self.limit = limit
         self.entries: dict[Any, tuple[int, list[tuple[int, bytes]], int, list]] = {}
         self.seen_generation = -1
@@ -67,8 +58,12 @@ class FlowCache:
         # truncate(n) cuts a frame only when it is longer than n: the length decides too
         self.keyed_on_length = (length is not None and self._reads_field(program, length)) \
             or self._truncates(program)
-        self.hits = 0
+        self.hits = 0  # exact and megaflow hits
         self.misses = 0
+        self.megaflows = Megaflows(program, meta, limit=limit)  # needs ``meta`` to learn
+        if not self.enabled or meta is None:
+            self.megaflows.enabled = False
+            self.megaflows.reason = self.megaflows.reason or self.reason or "no metadata"
 
     @staticmethod
     def _impurity(program: Program) -> str | None:
@@ -131,10 +126,22 @@ class FlowCache:
                 return True
         return False
 
-    def key(self, port: int, frame: bytes) -> Any:
+    def refresh(self) -> None:
+        """Forget every result if the control-plane state changed since."""
         if self.generation.value != self.seen_generation:
             self.entries.clear()
+            self.megaflows.clear()
             self.seen_generation = self.generation.value
+
+    def make_room(self) -> None:
+        """Empty both caches when together they hold ``limit`` results (one bound on
+        the memory they take, whichever fills)."""
+        if len(self.entries) + len(self.megaflows.entries) >= self.limit:
+            self.entries.clear()
+            self.megaflows.clear()
+
+    def key(self, port: int, frame: bytes) -> Any:
+        """The exact cache's key of a frame (after ``refresh``)."""
         if self.keyed_on_length:
             return port, frame[:self.span], len(frame)
         return port, frame[:self.span]

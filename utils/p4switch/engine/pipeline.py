@@ -131,7 +131,8 @@ class Pipeline:
         self.egress = program.controls.get("egress")
         self.start = start  # the caller's clock at load: timestamps count from here
         self.log_messages: list[str] = []
-        self.cache = FlowCache(program)
+        self.learning: list[tuple[list[int], list[bool], Any]] | None = None  # see process
+        self.cache = FlowCache(program, self.meta)
 
     @classmethod
     def from_json(cls, text: bytes | str, start: float = 0.0) -> Pipeline:
@@ -165,25 +166,48 @@ class Pipeline:
         frame = bytes(frame)
         cache = self.cache if trace is None and self.cache.enabled else None
         if cache is not None:
+            cache.refresh()
+            megaflows = cache.megaflows
+            if megaflows.shapes and megaflows.enabled:
+                found = megaflows.lookup(port, frame)
+                if found is not None:
+                    megaflows.hits += 1
+                    cache.hits += 1
+                    outputs, drops, counted = found
+                    self._replay(counted, len(frame))
+                    return Result(outputs, drops=drops)
             key = cache.key(port, frame)
             hit = cache.entries.get(key)
             if hit is not None:
                 cache.hits += 1
                 offset, headers, drops, counted = hit
-                size = len(frame)
-                for entry, extra in counted:  # the direct counters the slow path updated
-                    entry.packets += 1
-                    entry.bytes += size + extra
+                self._replay(counted, len(frame))
                 payload = frame[offset:]
                 return Result([(out, head + payload) for out, head in headers], drops=drops)
             cache.misses += 1
         counted = self.program.counted
         counted.clear()
-        result = self._run(port, frame, now, trace)
+        records = [] if cache is not None and cache.megaflows.enabled else None
+        self.learning = records  # _egress notes validity and checksums of every output
+        try:
+            result = self._run(port, frame, now, trace)
+        finally:
+            self.learning = None
         if cache is not None and result.error is None and result.parsed_ok:
-            cache.store(key, frame, result.payload_offset, result.outputs, result.drops,
-                        [(entry, size - len(frame)) for entry, size in counted])
+            replay = [(entry, size - len(frame)) for entry, size in counted]
+            cache.make_room()
+            if records is None or not cache.megaflows.learn(port, frame, result.outputs,
+                                                            result.drops, records, replay):
+                cache.store(key, frame, result.payload_offset, result.outputs, result.drops,
+                            replay)
         return result
+
+    @staticmethod
+    def _replay(counted: list[tuple[Any, int]], size: int) -> None:
+        """Count a cached result's direct counter hits again, as the slow path would."""
+        for entry, extra in counted:
+            entry.packets += 1
+            entry.bytes += size + extra
 
     def _run(self, port: int, frame: bytes, now: float,
              trace: Callable[[str], None] | None) -> Result:
@@ -312,6 +336,9 @@ class Pipeline:
             return
         if trace:
             trace(f"Transmitting {len(frame)} bytes on port {port}")
+        if self.learning is not None:  # conditions never read checksum targets (fielduse)
+            self.learning.append((p.v[:], [c.condition is None or bool(c.condition(p))
+                                           for c in program.update_checksums], p.truncate))
         result.outputs.append((port, frame))
 
     # -- copies -------------------------------------------------------------------
