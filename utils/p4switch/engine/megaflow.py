@@ -199,10 +199,12 @@ class Megaflows:
                         return "varbit or unaligned header"
                     headers.append((header.index, off))
                     off += header.fixed_bytes
+                elif kind == "extract":
+                    return "header stack extraction"
                 elif kind == "set" and params[1].get("type") == "lookahead":
                     return "lookahead"
                 elif kind not in ("set", "verify", "primitive"):
-                    return f"parser operation '{kind}'"  # stacks, varbits, shift, advance
+                    return f"parser operation '{kind}'"  # varbits, shift, advance
         if off != p.off:
             return "parser offsets disagree"
         if len({index for index, _ in headers}) != len(headers):
