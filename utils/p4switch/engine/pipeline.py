@@ -166,7 +166,8 @@ class Pipeline:
         frame = bytes(frame)
         cache = self.cache if trace is None and self.cache.enabled else None
         if cache is not None:
-            cache.refresh()
+            if cache.generation.value != cache.seen_generation:
+                cache.refresh()
             megaflows = cache.megaflows
             if megaflows.shapes and megaflows.enabled:
                 found = megaflows.lookup(port, frame)
@@ -174,7 +175,8 @@ class Pipeline:
                     megaflows.hits += 1
                     cache.hits += 1
                     outputs, drops, counted = found
-                    self._replay(counted, len(frame))
+                    if counted:
+                        self._replay(counted, len(frame))
                     return Result(outputs, drops=drops)
             key = cache.key(port, frame)
             hit = cache.entries.get(key)
