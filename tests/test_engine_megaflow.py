@@ -10,6 +10,7 @@ the five-tuple from crcmod picks the port).
 
 from __future__ import annotations
 
+import json
 import random
 import struct
 from collections.abc import Callable
@@ -346,3 +347,36 @@ def test_registers_alone_disable_the_cache() -> None:
     pipeline = Pipeline.from_json(text)
     assert "register" in (pipeline.cache.reason or ""), pipeline.cache.reason
     assert not pipeline.cache.megaflows.enabled
+
+
+def test_a_program_reading_packet_length_keys_on_it() -> None:
+    """load_balance with its condition changed to ``packet_length > 80``: frames of one
+    flow go both ways by their length, so the megaflows must key on it."""
+    data = json.loads((BUILD / "load_balance.json").read_text())
+    condition = data["pipelines"][0]["conditionals"][0]["expression"]["value"]["right"]
+    assert condition["value"]["left"]["value"] == ["ipv4", "ttl"]
+    condition["value"]["left"]["value"] = ["standard_metadata", "packet_length"]
+    condition["value"]["right"]["value"] = "0x50"
+    text = json.dumps(data)
+
+    def make() -> Pipeline:
+        pipeline = program_s1(BUILD)  # the same entries, on the changed program
+        changed = Pipeline.from_json(text)
+        for name, table in pipeline.tables.items():
+            target = changed.tables[name]
+
+            def call(old: ActionCall, target: Any = target) -> ActionCall:
+                return ActionCall(target.actions[old.action.name], old.args)
+            for entry in table.entries():
+                target.insert(entry.match, call(entry.call), entry.priority)
+            if table.default is not None:
+                target.set_default(call(table.default))
+        return changed
+
+    rng = random.Random(14)
+    flows: list[Flow] = [(1, ip_flow(rng, "10.0.0.1", kind="tcp", ttl=64)) for _ in range(30)]
+    cached = same_as_uncached(make, traffic(flows, 1500, seed=15))
+    assert cached.cache.megaflows.keyed_on_length and cached.cache.megaflows.hits > 500
+    lengths = {len(out) > 80 for _, frame in traffic(flows, 200, seed=16)
+               for _, out in cached.process(1, frame, NOW).outputs}
+    assert lengths == {True, False}

@@ -43,7 +43,7 @@ PURE_HASHES = frozenset({
 class FlowCache:
     """Results of recent flows, valid while the control-plane state is unchanged."""
 
-    def __init__(self, program: Program, meta: Any = None, limit: int = 65536) -> None:
+    def __init__(self, program: Program, limit: int = 65536) -> None:
         self.limit = limit
         self.entries: dict[Any, tuple[int, list[tuple[int, bytes]], int, list]] = {}
         self.seen_generation = -1
@@ -60,10 +60,10 @@ class FlowCache:
             or self._truncates(program)
         self.hits = 0  # exact and megaflow hits
         self.misses = 0
-        self.megaflows = Megaflows(program, meta, limit=limit)  # needs ``meta`` to learn
-        if not self.enabled or meta is None:
+        self.megaflows = Megaflows(program, limit=limit)  # served first (Pipeline.process)
+        if not self.enabled:
             self.megaflows.enabled = False
-            self.megaflows.reason = self.megaflows.reason or self.reason or "no metadata"
+            self.megaflows.reason = self.reason
 
     @staticmethod
     def _impurity(program: Program) -> str | None:

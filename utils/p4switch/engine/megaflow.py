@@ -25,12 +25,11 @@ deparser, when the parser met a header stack, a varbit, a lookahead, a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .fielduse import FieldUse, UpdateChecksum, field_use, walk
 from .layout import Layout
-from .packet import NORMAL
 from .program import Program
 
 MAX_SHAPES = 16
@@ -47,15 +46,28 @@ class Shape:
     keymask: int
     keep: int
     plans: list[Plan | None]  # per update checksum: recompute over the output bits
+    valid: list[int]  # every header's validity at the deparser, as the parser left it
+    written: int = 0  # ~keep over the shape's bytes
+    plan_sets: dict[tuple[bool, ...], list[Plan]] = field(default_factory=dict)
+
+
+@dataclass
+class Learning:
+    """What the slow path notes for ``Megaflows.learn`` while it runs a frame."""
+
+    visited: list[str] = field(default_factory=list)  # the parser's trace: states entered
+    code: int | None = None  # the parser's error code
+    off: int = 0  # bytes the parser consumed
+    outputs: list[tuple[list[int], list[bool], Any]] = field(default_factory=list)
+    # per output: validity, which update_checksums applied, truncation
 
 
 class Megaflows:
     """Megaflow entries of one program, valid while its control-plane state holds."""
 
-    def __init__(self, program: Program, meta: Any, use: FieldUse | None = None,
+    def __init__(self, program: Program, use: FieldUse | None = None,
                  limit: int = 65536) -> None:
         self.program = program
-        self.meta = meta
         self.limit = limit
         layout = program.layout
         self.use = use if use is not None else field_use(program.json, layout)
@@ -69,12 +81,12 @@ class Megaflows:
         self.entries: dict[Any, tuple[list[tuple[int, int, list[Plan]]], int, list]] = {}
         self.hits = 0
         self.fallbacks: dict[str, int] = {}  # why misses went to the exact cache
-        self.packet_headers = [h.index for h in layout.headers if not h.metadata]
         self.states = {state["name"]: state for parser in program.json.get("parsers", [])[:1]
                        for state in parser.get("parse_states", [])}
         deparsers = program.json.get("deparsers", [])
         self.order = [layout.header(name).index for name in
                       (deparsers[0].get("order", []) if deparsers else [])]
+        self.paths: dict[tuple[str, ...], tuple[tuple[tuple[int, int], ...], int] | str] = {}
 
     @staticmethod
     def _program_reason(program: Program) -> str | None:
@@ -118,32 +130,36 @@ class Megaflows:
 
     # -- learning -------------------------------------------------------------------
     def learn(self, port: int, frame: bytes, outputs: list[tuple[int, bytes]], drops: int,
-              records: list[tuple[list[int], list[bool], Any]],
-              counted: list[tuple[Any, int]]) -> bool:
+              notes: Learning, counted: list[tuple[Any, int]]) -> bool:
         """Store the slow path's result for ``frame`` as a megaflow; False (and the
         reason counted in ``fallbacks``) when its shape is not patchable."""
-        why = self._learn(port, frame, outputs, drops, records, counted)
+        why = self._learn(port, frame, outputs, drops, notes, counted)
         if why is not None:
             self.fallbacks[why] = self.fallbacks.get(why, 0) + 1
         return why is None
 
     def _learn(self, port: int, frame: bytes, outputs: list[tuple[int, bytes]], drops: int,
-               records: list[tuple[list[int], list[bool], Any]],
-               counted: list[tuple[Any, int]]) -> str | None:
-        path = self._path(port, frame)
+               notes: Learning, counted: list[tuple[Any, int]]) -> str | None:
+        assert self.program.parser is not None
+        if notes.code != self.program.parser.no_error:
+            return "parser error"
+        visited = tuple(notes.visited)
+        path = self.paths.get(visited)
+        if path is None:
+            if len(self.paths) >= 1024:  # parsers that loop: paths without end
+                self.paths.clear()
+            path = self.paths[visited] = self._path(visited)
         if isinstance(path, str):
             return path
+        if path[1] != notes.off:
+            return "parser offsets disagree"
+        records = notes.outputs
         headers, end = path
-        extracted = {index for index, _ in headers}
         if len(records) != len(outputs):
             return "outputs not recorded"
-        for valid, _applied, truncate in records:
-            if truncate is not None:
-                return "truncated"
-            if {i for i in self.packet_headers if valid[i]} != extracted:
-                return "headers added or removed"
         shape = self.shape_by_headers.get(headers)
         if shape is None:
+            extracted = {index for index, _ in headers}
             if [i for i in self.order if i in extracted] != [i for i, _ in headers]:
                 return "the deparser emits another order"
             shape = self._shape(headers, end)
@@ -152,14 +168,22 @@ class Megaflows:
             if len(self.shapes) >= MAX_SHAPES:
                 return "too many shapes"
             self.shape_by_headers[headers] = shape
+        for valid, _applied, truncate in records:
+            if truncate is not None:
+                return "truncated"
+            if valid != shape.valid:
+                return "headers added or removed"
         if shape not in self.shapes:
             self.shapes.insert(0, shape)
         h = int.from_bytes(frame[:end], "big")
         stored = []
-        full = (1 << (8 * end)) - 1
         for (out_port, data), (_valid, applied, _t) in zip(outputs, records):
-            template = int.from_bytes(data[:end], "big") & ~shape.keep & full
-            plans = [plan for plan, on in zip(shape.plans, applied) if on and plan is not None]
+            template = int.from_bytes(data[:end], "big") & shape.written
+            key = tuple(applied)
+            plans = shape.plan_sets.get(key)
+            if plans is None:
+                plans = shape.plan_sets[key] = [plan for plan, on in zip(shape.plans, applied)
+                                                if on and plan is not None]
             stored.append((out_port, template, plans))
         entry = (stored, drops, counted)
         key = (port, shape.ident, h & shape.keymask, len(frame)) if self.keyed_on_length \
@@ -172,18 +196,10 @@ class Megaflows:
             return "the patched frame differs from the slow path's"
         return None
 
-    def _path(self, port: int, frame: bytes) -> tuple[tuple[tuple[int, int], ...], int] | str:
-        """The headers the parser extracts from ``frame`` and where, or why not patchable."""
-        program, meta = self.program, self.meta
-        assert program.parser is not None
-        p = program.template.new(frame)
-        p.f[meta.ingress_port] = port
-        p.f[meta.packet_length] = len(frame)
-        p.f[meta.instance_type] = NORMAL
-        visited: list[str] = []
-        code = program.parser.parse(p, visited.append)
-        if code != program.parser.no_error:
-            return "parser error"
+    def _path(self, visited: tuple[str, ...]) -> tuple[tuple[tuple[int, int], ...], int] | str:
+        """The headers a parser run through states ``visited`` (its trace messages)
+        extracted and where, or why that path is not patchable."""
+        program = self.program
         layout = program.layout
         headers: list[tuple[int, int]] = []
         off = 0
@@ -205,8 +221,6 @@ class Megaflows:
                     return "lookahead"
                 elif kind not in ("set", "verify", "primitive"):
                     return f"parser operation '{kind}'"  # varbits, shift, advance
-        if off != p.off:
-            return "parser offsets disagree"
         if len({index for index, _ in headers}) != len(headers):
             return "a header extracted twice"
         return tuple(headers), off
@@ -234,7 +248,11 @@ class Megaflows:
             if isinstance(plan, str):
                 return plan
             plans.append(plan)
-        return Shape(len(self.shape_by_headers), headers, end, keymask, keep, plans)
+        valid = self.program.template.valid[:]
+        for index, _ in headers:
+            valid[index] = 1
+        return Shape(len(self.shape_by_headers), headers, end, keymask, keep, plans, valid,
+                     ~keep & ((1 << (8 * end)) - 1))
 
 
 def checksum_plan(layout: Layout, update: UpdateChecksum, hash_fn: Callable[[bytes], int],

@@ -20,6 +20,7 @@ from .actions import DROP_PORT, AssertionFailed
 from .control import apply_control
 from .errors import ConfigError
 from .flowcache import FlowCache
+from .megaflow import Learning
 from .packet import (
     EGRESS_CLONE,
     INGRESS_CLONE,
@@ -131,8 +132,8 @@ class Pipeline:
         self.egress = program.controls.get("egress")
         self.start = start  # the caller's clock at load: timestamps count from here
         self.log_messages: list[str] = []
-        self.learning: list[tuple[list[int], list[bool], Any]] | None = None  # see process
-        self.cache = FlowCache(program, self.meta)
+        self.learning: Learning | None = None  # see process
+        self.cache = FlowCache(program)
 
     @classmethod
     def from_json(cls, text: bytes | str, start: float = 0.0) -> Pipeline:
@@ -189,8 +190,8 @@ class Pipeline:
             cache.misses += 1
         counted = self.program.counted
         counted.clear()
-        records = [] if cache is not None and cache.megaflows.enabled else None
-        self.learning = records  # _egress notes validity and checksums of every output
+        notes = Learning() if cache is not None and cache.megaflows.enabled else None
+        self.learning = notes  # the parser's path, every output's validity and checksums
         try:
             result = self._run(port, frame, now, trace)
         finally:
@@ -198,8 +199,8 @@ class Pipeline:
         if cache is not None and result.error is None and result.parsed_ok:
             replay = [(entry, size - len(frame)) for entry, size in counted]
             cache.make_room()
-            if records is None or not cache.megaflows.learn(port, frame, result.outputs,
-                                                            result.drops, records, replay):
+            if notes is None or not cache.megaflows.learn(port, frame, result.outputs,
+                                                          result.drops, notes, replay):
                 cache.store(key, frame, result.payload_offset, result.outputs, result.drops,
                             replay)
         return result
@@ -243,7 +244,10 @@ class Pipeline:
                  trace: Callable[[str], None] | None) -> None:
         program, meta, f = self.program, self.meta, p.f
         if program.parser is not None:
-            code = program.parser.parse(p, trace)
+            learning = self.learning
+            code = program.parser.parse(p, trace if learning is None else learning.visited.append)
+            if learning is not None:  # no trace then: the cache is off when tracing
+                learning.code, learning.off = code, p.off
             if meta.parser_error is not None:
                 f[meta.parser_error] = code
             if code != program.parser.no_error:
@@ -339,7 +343,7 @@ class Pipeline:
         if trace:
             trace(f"Transmitting {len(frame)} bytes on port {port}")
         if self.learning is not None:  # conditions never read checksum targets (fielduse)
-            self.learning.append((p.v[:], [c.condition is None or bool(c.condition(p))
+            self.learning.outputs.append((p.v[:], [c.condition is None or bool(c.condition(p))
                                            for c in program.update_checksums], p.truncate))
         result.outputs.append((port, frame))
 
