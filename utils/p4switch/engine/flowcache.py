@@ -3,8 +3,8 @@
 For a *stateless* program -- no registers, counter arrays, meters, random numbers,
 timestamps, queue depths, clones, digests or recirculation -- what comes out of
 a frame depends only on the ingress port, the header bytes the parser can
-reach, the frame length if the program reads ``packet_length``, and the
-control-plane state.  The cache is keyed on exactly that: ``(port,
+reach, the frame length if the program reads ``packet_length`` or truncates, and
+the control-plane state.  The cache is keyed on exactly that: ``(port,
 frame[:span])`` where ``span`` bounds the bytes the parser can consume, and it
 stores the emitted headers plus the payload offset; the payload itself is
 copied from each frame.  Any control-plane change moves the ``Generation``
@@ -12,6 +12,12 @@ counter and empties the cache.  Programs that are not stateless never use it
 (``FlowCache.reason`` says why).  Direct counters are state too, but only
 written: a stored result lists the entries it counted, and every hit counts
 them again (packets + 1, bytes by the frame's length), as the slow path would.
+
+This exact cache is the fallback: ``FlowCache.megaflows`` (``megaflow.py``), keyed
+on the header bits the program reads, answers first, and a miss goes to it when
+the frame's parse path cannot be patched (header stacks, varbits, headers added
+or removed, parser errors, truncation).  Together they hold at most ``limit``
+results (``make_room``).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ MAX_SHAPES = 16
 Plan = Callable[[int], int]
 
 
-@dataclass
+@dataclass(eq=False)  # shapes are compared by identity
 class Shape:
     """One parse path: extracted headers ``(index, byte offset)`` and its masks."""
 
