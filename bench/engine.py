@@ -127,3 +127,7 @@ def run(figures: list[Figure]) -> None:
                           "10 entries)", results["both"], "us", "no cache, same frames",
                           results["none"], "< 1/3 of no cache",
                           results["both"] < results["none"] / 3))
+    fresh = real_shaped(flows=5 * 2000, count=5 * 2000, seed=2)  # every packet a new flow
+    misses = {cache: real_shaped_us(small, cache, fresh, flows=0) for cache in ("none", "both")}
+    figures.append(Figure("engine", "new flow every packet, megaflows (all misses, 10 entries)",
+                          misses["both"], "us", "no cache, same frames", misses["none"], "", None))

@@ -145,12 +145,14 @@ class FieldUseAnalysis:
             self.use.reason = f"primitive '{op}' is not analysed"
 
     def calculation(self, name: str) -> None:
+        """The inputs of calculation ``name`` are read."""
         for calc in self.data.get("calculations", []):
             if calc["name"] == name:
                 self.read(calc.get("input", []))
 
     # -- the program ---------------------------------------------------------
     def run(self) -> FieldUse:
+        """Analyse every action, parser state, table, condition and checksum."""
         data = self.data
         for action in data.get("actions", []):
             for prim in action.get("primitives", []):
