@@ -95,3 +95,18 @@ def test_stateful_programs_are_never_cached(reference: Path) -> None:
     ecn = Pipeline.from_json((reference / "ecn.json").read_bytes())
     assert not ecn.cache.enabled
     assert "enq_qdepth" in (ecn.cache.reason or "")
+
+
+def test_truncation_depends_on_the_frame_length() -> None:
+    """truncate(150) leaves a 120-byte frame whole but cuts a 200-byte one with the same
+    first 100 header bytes: a cached uncut result must not answer for the longer frame."""
+    stacks = Path(__file__).parent / "p4" / "stacks.json"
+    pipeline = Pipeline.from_json(stacks.read_bytes())
+    table = pipeline.tables["MyIngress.op"]
+    table.insert([0x0A0000000000], ActionCall(table.actions["MyIngress.chop"], (150, 5)))
+    head = bytes(Ether(dst="0a:00:00:00:00:00", src="0b:00:00:00:00:00")
+                 / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1111, dport=2222))
+    short, long = head + b"x" * (120 - len(head)), head + b"x" * (200 - len(head))
+    assert len(pipeline.process(1, short, NOW).outputs[0][1]) == 120
+    assert len(pipeline.process(1, long, NOW).outputs[0][1]) == 150
+    assert len(pipeline.process(1, long, NOW).outputs[0][1]) == 150

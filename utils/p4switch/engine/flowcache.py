@@ -3,8 +3,8 @@
 For a *stateless* program -- no registers, counter arrays, meters, random numbers,
 timestamps, queue depths, clones, digests or recirculation -- what comes out of
 a frame depends only on the ingress port, the header bytes the parser can
-reach, the frame length if the program reads ``packet_length``, and the
-control-plane state.  The cache is keyed on exactly that: ``(port,
+reach, the frame length if the program reads ``packet_length`` or truncates, and
+the control-plane state.  The cache is keyed on exactly that: ``(port,
 frame[:span])`` where ``span`` bounds the bytes the parser can consume, and it
 stores the emitted headers plus the payload offset; the payload itself is
 copied from each frame.  Any control-plane change moves the ``Generation``
@@ -12,13 +12,20 @@ counter and empties the cache.  Programs that are not stateless never use it
 (``FlowCache.reason`` says why).  Direct counters are state too, but only
 written: a stored result lists the entries it counted, and every hit counts
 them again (packets + 1, bytes by the frame's length), as the slow path would.
+
+This exact cache is the fallback: ``FlowCache.megaflows`` (``megaflow.py``), keyed
+on the header bits the program reads, answers first, and a miss goes to it when
+the frame's parse path cannot be patched (header stacks, varbits, headers added
+or removed, parser errors, truncation).  Together they hold at most ``limit``
+results (``make_room``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
+from .fielduse import walk as _walk
+from .megaflow import Megaflows
 from .program import Program
 
 PURE_PRIMITIVES = frozenset({
@@ -39,16 +46,6 @@ PURE_HASHES = frozenset({
 })
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
-
 class FlowCache:
     """Results of recent flows, valid while the control-plane state is unchanged."""
 
@@ -64,9 +61,15 @@ class FlowCache:
                                for h in layout.headers if not h.metadata)
         self.span = self.header_span + self._lookahead_bytes(program)
         length = layout.named_field("standard_metadata.packet_length")
-        self.keyed_on_length = length is not None and self._reads_field(program, length)
-        self.hits = 0
+        # truncate(n) cuts a frame only when it is longer than n: the length decides too
+        self.keyed_on_length = (length is not None and self._reads_field(program, length)) \
+            or self._truncates(program)
+        self.hits = 0  # exact and megaflow hits
         self.misses = 0
+        self.megaflows = Megaflows(program, limit=limit)  # served first (Pipeline.process)
+        if not self.enabled:
+            self.megaflows.enabled = False
+            self.megaflows.reason = self.reason
 
     @staticmethod
     def _impurity(program: Program) -> str | None:
@@ -118,6 +121,10 @@ class FlowCache:
         return widest
 
     @staticmethod
+    def _truncates(program: Program) -> bool:
+        return any(node.get("op") == "truncate" for node in _walk(program.json))
+
+    @staticmethod
     def _reads_field(program: Program, info: Any) -> bool:
         header = program.layout.headers[info.header].name
         for node in _walk(program.json):
@@ -125,10 +132,22 @@ class FlowCache:
                 return True
         return False
 
-    def key(self, port: int, frame: bytes) -> Any:
+    def refresh(self) -> None:
+        """Forget every result if the control-plane state changed since."""
         if self.generation.value != self.seen_generation:
             self.entries.clear()
+            self.megaflows.clear()
             self.seen_generation = self.generation.value
+
+    def make_room(self) -> None:
+        """Empty both caches when together they hold ``limit`` results (one bound on
+        the memory they take, whichever fills)."""
+        if len(self.entries) + len(self.megaflows.entries) >= self.limit:
+            self.entries.clear()
+            self.megaflows.clear()
+
+    def key(self, port: int, frame: bytes) -> Any:
+        """The exact cache's key of a frame (after ``refresh``)."""
         if self.keyed_on_length:
             return port, frame[:self.span], len(frame)
         return port, frame[:self.span]

@@ -20,6 +20,7 @@ from .actions import DROP_PORT, AssertionFailed
 from .control import apply_control
 from .errors import ConfigError
 from .flowcache import FlowCache
+from .megaflow import Learning
 from .packet import (
     EGRESS_CLONE,
     INGRESS_CLONE,
@@ -131,6 +132,7 @@ class Pipeline:
         self.egress = program.controls.get("egress")
         self.start = start  # the caller's clock at load: timestamps count from here
         self.log_messages: list[str] = []
+        self.learning: Learning | None = None  # see process
         self.cache = FlowCache(program)
 
     @classmethod
@@ -165,25 +167,50 @@ class Pipeline:
         frame = bytes(frame)
         cache = self.cache if trace is None and self.cache.enabled else None
         if cache is not None:
+            if cache.generation.value != cache.seen_generation:
+                cache.refresh()
+            megaflows = cache.megaflows
+            if megaflows.shapes and megaflows.enabled:
+                found = megaflows.lookup(port, frame)
+                if found is not None:
+                    megaflows.hits += 1
+                    cache.hits += 1
+                    outputs, drops, counted = found
+                    if counted:
+                        self._replay(counted, len(frame))
+                    return Result(outputs, drops=drops)
             key = cache.key(port, frame)
             hit = cache.entries.get(key)
             if hit is not None:
                 cache.hits += 1
                 offset, headers, drops, counted = hit
-                size = len(frame)
-                for entry, extra in counted:  # the direct counters the slow path updated
-                    entry.packets += 1
-                    entry.bytes += size + extra
+                self._replay(counted, len(frame))
                 payload = frame[offset:]
                 return Result([(out, head + payload) for out, head in headers], drops=drops)
             cache.misses += 1
         counted = self.program.counted
         counted.clear()
-        result = self._run(port, frame, now, trace)
+        notes = Learning() if cache is not None and cache.megaflows.enabled else None
+        self.learning = notes  # the parser's path, every output's validity and checksums
+        try:
+            result = self._run(port, frame, now, trace)
+        finally:
+            self.learning = None
         if cache is not None and result.error is None and result.parsed_ok:
-            cache.store(key, frame, result.payload_offset, result.outputs, result.drops,
-                        [(entry, size - len(frame)) for entry, size in counted])
+            replay = [(entry, size - len(frame)) for entry, size in counted]
+            cache.make_room()
+            if notes is None or not cache.megaflows.learn(port, frame, result.outputs,
+                                                          result.drops, notes, replay):
+                cache.store(key, frame, result.payload_offset, result.outputs, result.drops,
+                            replay)
         return result
+
+    @staticmethod
+    def _replay(counted: list[tuple[Any, int]], size: int) -> None:
+        """Count a cached result's direct counter hits again, as the slow path would."""
+        for entry, extra in counted:
+            entry.packets += 1
+            entry.bytes += size + extra
 
     def _run(self, port: int, frame: bytes, now: float,
              trace: Callable[[str], None] | None) -> Result:
@@ -217,7 +244,10 @@ class Pipeline:
                  trace: Callable[[str], None] | None) -> None:
         program, meta, f = self.program, self.meta, p.f
         if program.parser is not None:
-            code = program.parser.parse(p, trace)
+            learning = self.learning
+            code = program.parser.parse(p, trace if learning is None else learning.visited.append)
+            if learning is not None:  # no trace then: the cache is off when tracing
+                learning.code, learning.off = code, p.off
             if meta.parser_error is not None:
                 f[meta.parser_error] = code
             if code != program.parser.no_error:
@@ -312,6 +342,9 @@ class Pipeline:
             return
         if trace:
             trace(f"Transmitting {len(frame)} bytes on port {port}")
+        if self.learning is not None:  # conditions never read checksum targets (fielduse)
+            self.learning.outputs.append((p.v[:], [c.condition is None or bool(c.condition(p))
+                                           for c in program.update_checksums], p.truncate))
         result.outputs.append((port, frame))
 
     # -- copies -------------------------------------------------------------------
