@@ -95,3 +95,19 @@ def test_a_single_frame_and_a_drop_are_written_at_once() -> None:
     assert lines[0] == "Processing packet received on port 1 (54 bytes)"
     assert "Table 'MyIngress.ecmp_group': miss" in lines
     assert not any(line.startswith("Transmitting") for line in lines)
+
+
+def test_a_program_off_the_fast_path_is_noted_once_per_push() -> None:
+    """tables.p4 counts into a counter array (state): the switch says so once, when the
+    pipeline is installed; load_balance (direct counters only) stays silent."""
+    notes: list[str] = []
+    switch = Switch(0, None, notice=notes.append)
+    switch.set_pipeline(Pipeline.from_json((REPO / "build/load_balance.json").read_bytes()))
+    assert notes == []
+    tables = Pipeline.from_json((REPO / "tests/p4/tables.json").read_bytes())
+    switch.set_pipeline(tables)
+    for frame in (bytes(Ether() / IP() / TCP(seq=i)) for i in range(5)):
+        switch.receive(1, frame)
+    assert notes == [f"no flow cache for this program ({tables.cache.reason}): every packet "
+                     "takes the slow path"]
+    assert tables.cache.reason and tables.cache.hits == 0

@@ -304,7 +304,8 @@ def start(argv: list[str], running: Running) -> Switch:
     check_options(options, target_options, interfaces)
     credentials = server_credentials(target_options)
     pipeline = load_pipeline(Path(options.json)) if options.json else None
-    switch = Switch(options.device_id, target_options.cpu_port, open_log(options, running))
+    switch = Switch(options.device_id, target_options.cpu_port, open_log(options, running),
+                    notice=lambda message: print(f"p4switch: note: {message}", flush=True))
     switch.set_pipeline(pipeline)
     for number, name in sorted(interfaces.items()):
         try:

@@ -81,14 +81,28 @@ class PacketLog:
         self.flush()
 
 
+def fast_path_notice(pipeline: Pipeline) -> str | None:
+    """Why this pipeline's packets take the slow path (or only the exact-header cache)."""
+    cache = pipeline.cache
+    if not cache.enabled:
+        return f"no flow cache for this program ({cache.reason}): every packet takes the " \
+               "slow path"
+    if not cache.megaflows.enabled:
+        return f"no megaflows for this program ({cache.megaflows.reason}): only frames " \
+               "with identical headers are cached"
+    return None
+
+
 class Switch:
     """A P4 switch instance: device id, pipeline, ports."""
 
     def __init__(self, device_id: int = 0, cpu_port: int | None = None,
-                 log: PacketLog | None = None) -> None:
+                 log: PacketLog | None = None,
+                 notice: Callable[[str], None] | None = None) -> None:
         self.device_id = device_id
         self.cpu_port = cpu_port
         self.log = log
+        self.notice = notice  # one line per pipeline that cannot use the fast path
         self.lock = threading.RLock()
         self.pipeline: Pipeline | None = None
         self.ports: dict[int, Port] = {}
@@ -101,9 +115,14 @@ class Switch:
         self.ports[number] = port
 
     def set_pipeline(self, pipeline: Pipeline | None) -> None:
-        """Install a new pipeline (or none: every frame is dropped)."""
+        """Install a new pipeline (or none: every frame is dropped); say once why its
+        packets cannot use the fast path, if they cannot."""
         with self.lock:
             self.pipeline = pipeline
+        if pipeline is not None and self.notice is not None:
+            why = fast_path_notice(pipeline)
+            if why:
+                self.notice(why)
 
     def receive(self, port: int, frame: bytes) -> Result | None:
         """Process one frame received on ``port`` and transmit what comes out."""
