@@ -108,14 +108,23 @@ def traffic(flows: list[Flow], count: int, seed: int) -> list[tuple[int, bytes]]
 
 
 def same_as_uncached(make: Callable[[], Pipeline], frames: list[tuple[int, bytes]]) -> Pipeline:
-    """Run ``frames`` through a cached and an uncached pipeline; every result and every
-    direct counter must agree.  Returns the cached pipeline."""
-    cached, plain = make(), make()
-    plain.cache.enabled = False
+    """Run ``frames`` through a cached and an uncached pipeline, and through a cached
+    and an uncached one that trace every packet (``--log-console``); every result,
+    every direct counter and every packet's trace must agree.  Returns the cached
+    pipeline."""
+    cached, plain, traced, traced_plain = make(), make(), make(), make()
+    plain.cache.enabled = traced_plain.cache.enabled = False
     for number, (port, frame) in enumerate(frames):
         got, want = cached.process(port, frame, NOW), plain.process(port, frame, NOW)
         assert (got.outputs, got.drops) == (want.outputs, want.drops), (number, frame.hex())
-    assert counters(cached) == counters(plain)
+        lines: list[str] = []
+        plain_lines: list[str] = []
+        got = traced.process(port, frame, NOW, lines.append)
+        traced_plain.process(port, frame, NOW, plain_lines.append)
+        assert (got.outputs, got.drops, lines) == (want.outputs, want.drops, plain_lines), \
+            (number, frame.hex())
+    assert counters(cached) == counters(plain) == counters(traced) == counters(traced_plain)
+    assert traced.cache.megaflows.hits <= cached.cache.megaflows.hits
     return cached
 
 
@@ -246,9 +255,11 @@ def test_own_programs_identical_with_and_without_cache() -> None:
 
 def test_real_shaped_load_balance_traffic_is_mostly_hits() -> None:
     """1,024 TCP flows x 12 packets, every packet with its own IPv4 id, TCP seq and
-    payload: all but the first packet of each flow hit (the exact cache: none)."""
-    pipeline, exact_only = program_s1(BUILD), program_s1(BUILD)
+    payload: all but the first packet of each flow hit (the exact cache: none), with
+    the per-packet trace on too."""
+    pipeline, exact_only, traced = program_s1(BUILD), program_s1(BUILD), program_s1(BUILD)
     exact_only.cache.megaflows.enabled = False
+    lines: list[str] = []
     rng = random.Random(10)
     flows = [ip_flow(rng, "10.0.0.1", kind="tcp", ttl=64) for _ in range(1024)]
     sent = 0
@@ -258,11 +269,15 @@ def test_real_shaped_load_balance_traffic_is_mostly_hits() -> None:
             port = 3 if CRC16_ARC(frame[26:34] + b"\x06" + frame[34:38]) % 2 else 2
             assert pipeline.process(1, frame, NOW).outputs == [(port, lb_out(frame, port))]
             exact_only.process(1, frame, NOW)
+            assert traced.process(1, frame, NOW, lines.append).outputs == \
+                [(port, lb_out(frame, port))]
+            assert lines[-1] == f"Transmitting {len(frame)} bytes on port {port}"
             sent += 1
     assert pipeline.cache.megaflows.hits == pipeline.cache.hits
     assert pipeline.cache.hits > 0.9 * sent  # 11 of 12
     assert pipeline.cache.misses <= len(flows)
     assert exact_only.cache.hits < 0.01 * sent
+    assert traced.cache.hits > 0.9 * sent  # the trace log keeps the fast path
 
 
 def lb_out(frame: bytes, port: int) -> bytes:

@@ -60,6 +60,18 @@ class Learning:
     off: int = 0  # bytes the parser consumed
     outputs: list[tuple[list[int], list[bool], Any]] = field(default_factory=list)
     # per output: validity, which update_checksums applied, truncation
+    messages: list[str] | None = None  # the packet's trace, when it is traced
+    transmits: list[int] = field(default_factory=list)  # where in it each output's line is
+
+    def trace_template(self) -> list[str | int]:
+        """The trace with each output's "Transmitting N bytes" line as that output's
+        index: the one message whose value (the length) may differ between the
+        frames of a megaflow; every other message shows only fields in the key,
+        table entries or constants."""
+        template: list[str | int] = list(self.messages or ())
+        for index, position in enumerate(self.transmits):
+            template[position] = index
+        return template
 
 
 class Megaflows:
@@ -79,6 +91,8 @@ class Megaflows:
         self.shapes: list[Shape] = []
         self.shape_by_headers: dict[tuple[tuple[int, int], ...], Shape] = {}
         self.entries: dict[Any, tuple[list[tuple[int, int, list[Plan]]], int, list]] = {}
+        self.traces: dict[Any, list[str | int]] = {}  # per entry key, for the trace log
+        self.last_key: Any = None  # the key of the latest hit
         self.hits = 0
         self.fallbacks: dict[str, int] = {}  # why misses went to the exact cache
         self.states = {state["name"]: state for parser in program.json.get("parsers", [])[:1]
@@ -97,6 +111,7 @@ class Megaflows:
     def clear(self) -> None:
         """Forget every entry (the shapes stay: they depend on the program only)."""
         self.entries.clear()
+        self.traces.clear()
 
     # -- hits ---------------------------------------------------------------------
     def lookup(self, port: int, frame: bytes) -> tuple[list[tuple[int, bytes]], int, list] | None:
@@ -110,10 +125,12 @@ class Megaflows:
             if size < end:
                 continue
             h = int.from_bytes(frame[:end], "big")
-            hit = entries.get((port, shape.ident, h & shape.keymask, size) if keyed
-                              else (port, shape.ident, h & shape.keymask))
+            key = (port, shape.ident, h & shape.keymask, size) if keyed \
+                else (port, shape.ident, h & shape.keymask)
+            hit = entries.get(key)
             if hit is None:
                 continue
+            self.last_key = key
             if position:
                 shapes.insert(0, shapes.pop(position))
             outputs, drops, counted = hit
@@ -189,11 +206,13 @@ class Megaflows:
         key = (port, shape.ident, h & shape.keymask, len(frame)) if self.keyed_on_length \
             else (port, shape.ident, h & shape.keymask)
         if len(self.entries) >= self.limit:
-            self.entries.clear()
+            self.clear()
         self.entries[key] = entry
         if self.lookup(port, frame) != (outputs, drops, counted):  # the analysis's self-check
             del self.entries[key]
             return "the patched frame differs from the slow path's"
+        if notes.messages is not None:
+            self.traces[key] = notes.trace_template()
         return None
 
     def _path(self, visited: tuple[str, ...]) -> tuple[tuple[tuple[int, int], ...], int] | str:

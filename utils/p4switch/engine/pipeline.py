@@ -165,7 +165,9 @@ class Pipeline:
                 trace: Callable[[str], None] | None = None) -> Result:
         """Switch one frame received on ``port`` at ``now`` (the caller's clock, seconds)."""
         frame = bytes(frame)
-        cache = self.cache if trace is None and self.cache.enabled else None
+        if trace is not None:
+            return self._process_traced(port, frame, now, trace)
+        cache = self.cache if self.cache.enabled else None
         if cache is not None:
             if cache.generation.value != cache.seen_generation:
                 cache.refresh()
@@ -203,6 +205,51 @@ class Pipeline:
                                                           result.drops, notes, replay):
                 cache.store(key, frame, result.payload_offset, result.outputs, result.drops,
                             replay)
+        return result
+
+    def _process_traced(self, port: int, frame: bytes, now: float,
+                        trace: Callable[[str], None]) -> Result:
+        """``process`` with a per-packet trace: a megaflow hit replays the trace its
+        first packet wrote (each output's length re-stated); a miss runs the slow path,
+        and learns the megaflow and its trace when it can.  The exact-header cache is
+        not used while tracing."""
+        cache = self.cache
+        megaflows = cache.megaflows
+        if not (cache.enabled and megaflows.enabled):
+            return self._run(port, frame, now, trace)
+        if cache.generation.value != cache.seen_generation:
+            cache.refresh()
+        if megaflows.shapes:
+            found = megaflows.lookup(port, frame)
+            template = megaflows.traces.get(megaflows.last_key) if found is not None else None
+            if template is not None:
+                outputs, drops, counted = found
+                megaflows.hits += 1
+                cache.hits += 1
+                if counted:
+                    self._replay(counted, len(frame))
+                for message in template:
+                    if message.__class__ is int:
+                        out_port, data = outputs[message]
+                        trace(f"Transmitting {len(data)} bytes on port {out_port}")
+                    else:
+                        trace(message)
+                return Result(outputs, drops=drops)
+        cache.misses += 1
+        counted = self.program.counted
+        counted.clear()
+        notes = Learning(messages=[])
+        self.learning = notes
+        try:
+            result = self._run(port, frame, now, notes.messages.append)
+        finally:
+            self.learning = None
+        for message in notes.messages:
+            trace(message)
+        if result.error is None and result.parsed_ok:
+            replay = [(entry, size - len(frame)) for entry, size in counted]
+            cache.make_room()
+            megaflows.learn(port, frame, result.outputs, result.drops, notes, replay)
         return result
 
     @staticmethod
@@ -245,8 +292,17 @@ class Pipeline:
         program, meta, f = self.program, self.meta, p.f
         if program.parser is not None:
             learning = self.learning
-            code = program.parser.parse(p, trace if learning is None else learning.visited.append)
-            if learning is not None:  # no trace then: the cache is off when tracing
+            if learning is None:
+                code = program.parser.parse(p, trace)
+            else:
+                visited = learning.visited.append
+                if trace is None:
+                    code = program.parser.parse(p, visited)
+                else:
+                    def both(message: str) -> None:
+                        visited(message)
+                        trace(message)
+                    code = program.parser.parse(p, both)
                 learning.code, learning.off = code, p.off
             if meta.parser_error is not None:
                 f[meta.parser_error] = code
@@ -341,6 +397,8 @@ class Pipeline:
                 trace("Recirculating packet")
             return
         if trace:
+            if self.learning is not None and self.learning.messages is not None:
+                self.learning.transmits.append(len(self.learning.messages))
             trace(f"Transmitting {len(frame)} bytes on port {port}")
         if self.learning is not None:  # conditions never read checksum targets (fielduse)
             self.learning.outputs.append((p.v[:], [c.condition is None or bool(c.condition(p))
