@@ -360,6 +360,33 @@ class TableBuilder:
         return p4runtime_pb2.TableEntry.FromString(
             self.encode(match, action, params, priority, member, group, idle_timeout_ns))
 
+    def insert(self, match: Mapping[str, Any] | None = None, action: str | int | None = None,
+               params: Mapping[str, Any] | None = None, priority: int | None = None, *,
+               member: int | None = None, group: int | None = None,
+               idle_timeout_ns: int = 0) -> p4runtime_pb2.Update:
+        """One INSERT update (``insert(table_entry(...))`` for this table)."""
+        return self._one(Update.INSERT, match, action, params, priority, member, group,
+                         idle_timeout_ns)
+
+    def modify(self, match: Mapping[str, Any] | None = None, action: str | int | None = None,
+               params: Mapping[str, Any] | None = None, priority: int | None = None, *,
+               member: int | None = None, group: int | None = None,
+               idle_timeout_ns: int = 0) -> p4runtime_pb2.Update:
+        """One MODIFY update of a match entry."""
+        return self._one(Update.MODIFY, match, action, params, priority, member, group,
+                         idle_timeout_ns)
+
+    def delete(self, match: Mapping[str, Any] | None = None, action: str | int | None = None,
+               params: Mapping[str, Any] | None = None, priority: int | None = None
+               ) -> p4runtime_pb2.Update:
+        """One DELETE update (the key matters; an action, if given, is checked too)."""
+        return self._one(Update.DELETE, match, action, params, priority, None, None, 0)
+
+    def _one(self, kind: int, *args: Any) -> p4runtime_pb2.Update:
+        entry = delimited(ENTITY_TABLE_ENTRY, self.encode(*args))
+        return p4runtime_pb2.Update.FromString(UPDATE_TYPE + LENGTHS[kind]
+                                               + delimited(UPDATE_ENTITY, entry))
+
     def update_bytes(self, rows: Iterable[Sequence[Any]], kind: int = Update.INSERT
                      ) -> list[bytes]:
         """Each row's serialized p4.v1.Update (for callers that batch bytes)."""
