@@ -64,35 +64,37 @@ def test_the_tags_are_p4runtimes_field_numbers() -> None:
         return bytes((number << 3 | wire,))
 
     p = p4runtime_pb2
-    assert tag(p.WriteRequest, "device_id") == builder.WRITE_DEVICE_ID
-    assert tag(p.WriteRequest, "election_id") == builder.WRITE_ELECTION_ID
-    assert tag(p.WriteRequest, "updates") == builder.WRITE_UPDATES
-    assert (tag(p.Uint128, "high"),
-                                                          tag(p.Uint128, "low")) == (builder.UINT128_HIGH, builder.UINT128_LOW)
-    assert (tag(Update, "type"),
-                                                           tag(Update, "entity")) == (builder.UPDATE_TYPE, builder.UPDATE_ENTITY)
-    assert tag(p.Entity, "table_entry") == builder.ENTITY_TABLE_ENTRY
-    assert [
-        tag(p.TableEntry, n) for n in ("table_id", "match", "action", "priority",
-                                       "idle_timeout_ns")] == [builder.ENTRY_TABLE_ID, builder.ENTRY_MATCH, builder.ENTRY_ACTION,
-            builder.ENTRY_PRIORITY, builder.ENTRY_IDLE_TIMEOUT]
-    assert [
-        tag(FieldMatch, n) for n in ("field_id", "exact", "ternary", "lpm", "range",
-                                     "optional")] == [builder.MATCH_FIELD_ID, builder.MATCH_EXACT, builder.MATCH_TERNARY,
-            builder.MATCH_LPM, builder.MATCH_RANGE, builder.MATCH_OPTIONAL]
-    assert builder.FIRST == tag(FieldMatch.LPM, "value") == tag(FieldMatch.Exact, "value") \
-        == tag(FieldMatch.Ternary, "value") == tag(FieldMatch.Range, "low") \
-        == tag(FieldMatch.Optional, "value")
-    assert tag(FieldMatch.LPM, "prefix_len") == builder.SECOND
-    assert builder.SECOND_BYTES == tag(FieldMatch.Ternary, "mask") == \
-        tag(FieldMatch.Range, "high")
-    assert [
-        tag(p.TableAction, n) for n in ("action", "action_profile_member_id",
-                                        "action_profile_group_id")] == [builder.TABLE_ACTION, builder.TABLE_MEMBER, builder.TABLE_GROUP]
-    assert (tag(p.Action, "action_id"),
-                                                        tag(p.Action, "params")) == (builder.ACTION_ID, builder.ACTION_PARAM)
-    assert (tag(p.Action.Param, "param_id"),
-                                                      tag(p.Action.Param, "value")) == (builder.PARAM_ID, builder.PARAM_VALUE)
+    expected = [
+        (builder.WRITE_DEVICE_ID, p.WriteRequest, "device_id"),
+        (builder.WRITE_ELECTION_ID, p.WriteRequest, "election_id"),
+        (builder.WRITE_UPDATES, p.WriteRequest, "updates"),
+        (builder.UINT128_HIGH, p.Uint128, "high"), (builder.UINT128_LOW, p.Uint128, "low"),
+        (builder.UPDATE_TYPE, Update, "type"), (builder.UPDATE_ENTITY, Update, "entity"),
+        (builder.ENTITY_TABLE_ENTRY, p.Entity, "table_entry"),
+        (builder.ENTRY_TABLE_ID, p.TableEntry, "table_id"),
+        (builder.ENTRY_MATCH, p.TableEntry, "match"),
+        (builder.ENTRY_ACTION, p.TableEntry, "action"),
+        (builder.ENTRY_PRIORITY, p.TableEntry, "priority"),
+        (builder.ENTRY_IDLE_TIMEOUT, p.TableEntry, "idle_timeout_ns"),
+        (builder.MATCH_FIELD_ID, FieldMatch, "field_id"),
+        (builder.MATCH_EXACT, FieldMatch, "exact"), (builder.MATCH_TERNARY, FieldMatch, "ternary"),
+        (builder.MATCH_LPM, FieldMatch, "lpm"), (builder.MATCH_RANGE, FieldMatch, "range"),
+        (builder.MATCH_OPTIONAL, FieldMatch, "optional"),
+        (builder.FIRST, FieldMatch.LPM, "value"), (builder.FIRST, FieldMatch.Exact, "value"),
+        (builder.FIRST, FieldMatch.Ternary, "value"), (builder.FIRST, FieldMatch.Range, "low"),
+        (builder.FIRST, FieldMatch.Optional, "value"),
+        (builder.SECOND, FieldMatch.LPM, "prefix_len"),
+        (builder.SECOND_BYTES, FieldMatch.Ternary, "mask"),
+        (builder.SECOND_BYTES, FieldMatch.Range, "high"),
+        (builder.TABLE_ACTION, p.TableAction, "action"),
+        (builder.TABLE_MEMBER, p.TableAction, "action_profile_member_id"),
+        (builder.TABLE_GROUP, p.TableAction, "action_profile_group_id"),
+        (builder.ACTION_ID, p.Action, "action_id"), (builder.ACTION_PARAM, p.Action, "params"),
+        (builder.PARAM_ID, p.Action.Param, "param_id"),
+        (builder.PARAM_VALUE, p.Action.Param, "value"),
+    ]
+    for ours, message, name in expected:
+        assert ours == tag(message, name), (message.DESCRIPTOR.name, name)
 
 
 @pytest.mark.parametrize("number", [0, 1, 127, 128, 300, 16383, 16384, 2**32 - 1, 2**63,
