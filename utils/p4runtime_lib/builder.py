@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from p4protos import p4info_pb2, p4runtime_pb2
+from p4protos.wire import ONE_BYTE, varint
 
 from .codec import encode, encode_lpm, encode_range, encode_ternary
 from .errors import EntryError, P4InfoError
@@ -53,21 +54,7 @@ SECOND_BYTES = b"\x12"  # mask of Ternary, high of Range
 TABLE_ACTION, TABLE_MEMBER, TABLE_GROUP = b"\x0a", b"\x10", b"\x18"
 ACTION_ID, ACTION_PARAM = b"\x08", b"\x22"
 PARAM_ID, PARAM_VALUE = b"\x10", b"\x1a"
-LENGTHS = tuple(bytes((n,)) for n in range(128))  # one-byte varints
-
-
-def varint(number: int) -> bytes:
-    """Protobuf's varint of a non-negative int (negative int64s as 10 bytes)."""
-    if number < 0:
-        number += 1 << 64
-    if number < 128:
-        return LENGTHS[number]
-    out = bytearray()
-    while number > 0x7F:
-        out.append(number & 0x7F | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
+LENGTHS = ONE_BYTE  # one-byte varints
 
 
 def delimited(tag: bytes, body: bytes) -> bytes:

@@ -6,6 +6,7 @@ from typing import Any
 
 from p4protos import p4runtime_pb2
 from p4protos.bytestrings import bytes_to_int
+from p4protos.wire import read_varint
 from p4switch.engine import (
     ActionCall,
     ConstTable,
@@ -271,6 +272,118 @@ def insert_simple(config: PipelineConfig, entry: Any) -> bool:
         if len(cache) >= CALL_CACHE_LIMIT:
             cache.clear()
         cache[raw] = call
+    try:
+        info.table.insert(key, call, 0, trusted=True)
+    except (DuplicateEntry, TableFull):
+        return False  # nothing changed: the full path reports it in PI's words
+    return True
+
+
+LPM_BODY, EXACT_BODY, VALUE, PREFIX_LEN = 0x22, 0x12, 0x0A, 0x10  # FieldMatch tags
+INSERT_ENTITY = b"\x08\x01\x12"  # Update.type = INSERT, then Update.entity
+TABLE_ENTRY, TABLE_ID, ENTRY_MATCH, ENTRY_ACTION = 0x12, 0x08, 0x12, 0x1A
+
+
+def insert_wire(config: PipelineConfig, raw: bytes) -> bool:
+    """``insert_simple`` read from the serialized p4.v1.Update (``SerializeToString``
+    of the parsed update: fields in number order, defaults left out), without a
+    Python object per field.  Only the exact layout of an INSERT whose TableEntry has
+    table_id, one FieldMatch and a TableAction -- nothing else, not even an unknown
+    field -- is taken; the field is checked as ``_single_field`` does and the action
+    through the same call cache.  False (nothing changed) means: take the full path.
+    Lengths and ids below 128 (one-byte varints) are read inline.
+    """
+    try:
+        if raw[:3] != INSERT_ENTITY:
+            return False
+        size = raw[3]
+        if size < 0x80:
+            pos = 4
+        else:
+            size, pos = read_varint(raw, 3)
+        end = len(raw)
+        if pos + size != end or raw[pos] != TABLE_ENTRY:
+            return False
+        size = raw[pos + 1]
+        if size < 0x80:
+            pos += 2
+        else:
+            size, pos = read_varint(raw, pos + 1)
+        if pos + size != end or raw[pos] != TABLE_ID:
+            return False
+        table_id = raw[pos + 1]
+        if table_id < 0x80:
+            pos += 2
+        else:
+            table_id, pos = read_varint(raw, pos + 1)
+        info = config.tables.get(table_id)
+        if info is None or not info.fast_insert or raw[pos] != ENTRY_MATCH:
+            return False
+        size = raw[pos + 1]
+        if size < 0x80:
+            pos += 2
+        else:
+            size, pos = read_varint(raw, pos + 1)
+        match_end = pos + size
+        head = info.field_head
+        if raw[pos:pos + len(head)] != head:
+            return False
+        pos += len(head)
+        spec = info.ordered[0]
+        kind = raw[pos]
+        size = raw[pos + 1]
+        if size < 0x80:
+            pos += 2
+        else:
+            size, pos = read_varint(raw, pos + 1)
+        if pos + size != match_end or raw[pos] != VALUE:
+            return False
+        size = raw[pos + 1]
+        if size < 0x80:
+            pos += 2
+        else:
+            size, pos = read_varint(raw, pos + 1)
+        value = int.from_bytes(raw[pos:pos + size], "big")
+        pos += size
+        width = spec.bitwidth
+        if value >> width:
+            return False
+        if kind == LPM_BODY and spec.match_type == LPM:
+            if raw[pos] != PREFIX_LEN:
+                return False
+            length = raw[pos + 1]
+            if length < 0x80:
+                pos += 2
+            else:
+                length, pos = read_varint(raw, pos + 1)
+            if not 0 < length <= width or value & ((1 << (width - length)) - 1):
+                return False
+            key: tuple[Any, ...] = ((value, length),)
+        elif kind == EXACT_BODY and spec.match_type == EXACT:
+            key = (value,)
+        else:
+            return False
+        if pos != match_end or raw[pos] != ENTRY_ACTION:
+            return False
+        size = raw[pos + 1]
+        if size < 0x80:
+            pos += 2
+        else:
+            size, pos = read_varint(raw, pos + 1)
+        if pos + size != end:
+            return False
+        action = raw[pos:]
+    except (IndexError, ValueError):
+        return False
+    cache = info.call_cache
+    call = cache.get(action)
+    if call is None:
+        call = _simple_call(info, p4runtime_pb2.TableAction.FromString(action))
+        if call is None:
+            return False
+        if len(cache) >= CALL_CACHE_LIMIT:
+            cache.clear()
+        cache[action] = call
     try:
         info.table.insert(key, call, 0, trusted=True)
     except (DuplicateEntry, TableFull):
