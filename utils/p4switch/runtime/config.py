@@ -83,7 +83,7 @@ class TableInfo:
     profile_id: int = 0
     action_ids: dict[str, int] = field(default_factory=dict)
     single: bool = False  # one exact or LPM field: decode_match's fast path
-    fast_insert: bool = False  # single, direct and not const: insert_simple applies
+    fast_insert: bool = False  # single, direct and not const: insert_wire applies
     # the serialized FieldMatch's field_id of the single field (insert_wire's check)
     field_head: bytes = b""
     # serialized TableAction -> validated ActionCall, shared by the entries using it

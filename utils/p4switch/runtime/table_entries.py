@@ -243,55 +243,22 @@ def encode_meter_config(meter: MeterConfig, out: Any) -> None:
 CALL_CACHE_LIMIT = 4096  # distinct actions remembered per table (then forgotten at once)
 
 
-def insert_simple(config: PipelineConfig, entry: Any) -> bool:
-    """INSERT of the common shape -- one exact/LPM field, a direct action, nothing
-    else set -- done inline; False (nothing changed) sends the update through
-    ``write_table_entry`` and its full checks instead.
-
-    Batches repeat few distinct actions (all ECMP groups of one size, say), so the
-    validated call is cached under the TableAction's wire bytes: one serialisation
-    instead of decoding each parameter again.
-    """
-    info = config.tables.get(entry.table_id)
-    if info is None or not info.fast_insert or len(entry.ListFields()) != 3:
-        return False  # anything besides table_id, match and action takes the full path
-    match = entry.match
-    if len(match) != 1:
-        return False
-    key = _single_field(info.ordered[0], match[0])
-    if key is None:
-        return False
-    table_action = entry.action
-    raw = table_action.SerializeToString()
-    cache = info.call_cache
-    call = cache.get(raw)
-    if call is None:
-        call = _simple_call(info, table_action)
-        if call is None:
-            return False
-        if len(cache) >= CALL_CACHE_LIMIT:
-            cache.clear()
-        cache[raw] = call
-    try:
-        info.table.insert(key, call, 0, trusted=True)
-    except (DuplicateEntry, TableFull):
-        return False  # nothing changed: the full path reports it in PI's words
-    return True
-
-
 LPM_BODY, EXACT_BODY, VALUE, PREFIX_LEN = 0x22, 0x12, 0x0A, 0x10  # FieldMatch tags
 INSERT_ENTITY = b"\x08\x01\x12"  # Update.type = INSERT, then Update.entity
 TABLE_ENTRY, TABLE_ID, ENTRY_MATCH, ENTRY_ACTION = 0x12, 0x08, 0x12, 0x1A
 
 
 def insert_wire(config: PipelineConfig, raw: bytes) -> bool:
-    """``insert_simple`` read from the serialized p4.v1.Update (``SerializeToString``
+    """INSERT of the common shape -- one exact/LPM field, a direct action, nothing
+    else set -- done inline from the serialized p4.v1.Update (``SerializeToString``
     of the parsed update: fields in number order, defaults left out), without a
     Python object per field.  Only the exact layout of an INSERT whose TableEntry has
     table_id, one FieldMatch and a TableAction -- nothing else, not even an unknown
     field -- is taken; the field is checked as ``_single_field`` does and the action
     through the same call cache.  False (nothing changed) means: take the full path.
-    Lengths and ids below 128 (one-byte varints) are read inline.
+    Lengths and ids below 128 (one-byte varints) are read inline.  Batches repeat few
+    distinct actions (all ECMP groups of one size, say), so the validated call is
+    cached under the TableAction's wire bytes, sliced from the update's.
     """
     try:
         if raw[:3] != INSERT_ENTITY:
