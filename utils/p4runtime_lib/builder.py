@@ -71,7 +71,7 @@ def canonical_bytes(number: int) -> bytes:
 class FieldPlan:
     """One match field of a table, ready to encode values."""
 
-    __slots__ = ("id", "index", "name", "width", "kind", "what", "head", "low_bits")
+    __slots__ = ("id", "index", "name", "width", "kind", "what", "head", "low_bits", "short")
 
     def __init__(self, spec: p4info_pb2.MatchField, index: int, table: str) -> None:
         self.id, self.index, self.name = spec.id, index, spec.name
@@ -80,6 +80,7 @@ class FieldPlan:
         self.head = MATCH_FIELD_ID + varint(spec.id)
         # low_bits[length]: the bits a /length prefix must leave clear
         self.low_bits = tuple((1 << (self.width - n)) - 1 for n in range(self.width + 1))
+        self.short = self.width < 128  # every length and prefix length is one byte
 
     def encode(self, value: Any) -> bytes | None:
         """The FieldMatch's bytes (without its own tag), or None for a don't-care."""
@@ -91,12 +92,13 @@ class FieldPlan:
         if kind == MatchType.LPM:
             if type(value) is tuple and len(value) == 2:
                 number, length = value
-                if (type(number) is int and type(length) is int and 0 <= length <= width
+                if (type(number) is int and type(length) is int and 0 < length <= width
                         and number >= 0 and not number >> width
                         and not number & self.low_bits[length]):
-                    if length == 0:
-                        return None
-                    data = canonical_bytes(number)
+                    data = number.to_bytes((number.bit_length() + 7) >> 3 or 1, "big")
+                    if self.short:
+                        body = FIRST + LENGTHS[len(data)] + data + SECOND + LENGTHS[length]
+                        return self.head + MATCH_LPM + LENGTHS[len(body)] + body
                     return self.head + delimited(MATCH_LPM, delimited(FIRST, data)
                                                  + SECOND + varint(length))
             data, length = encode_lpm(value, width, self.what)
@@ -106,10 +108,13 @@ class FieldPlan:
                                          + varint(length))
         if kind == MatchType.EXACT or kind == MatchType.OPTIONAL:
             if type(value) is int and value >= 0 and not value >> width:
-                data = canonical_bytes(value)
+                data = value.to_bytes((value.bit_length() + 7) >> 3 or 1, "big")
             else:
                 data = encode(value, width, self.what)
             tag = MATCH_EXACT if kind == MatchType.EXACT else MATCH_OPTIONAL
+            if self.short:
+                return self.head + tag + LENGTHS[len(data) + 2] + FIRST + LENGTHS[len(data)] \
+                    + data
             return self.head + delimited(tag, delimited(FIRST, data))
         if kind == MatchType.TERNARY:
             data, mask = encode_ternary(value, width, self.what)
@@ -147,16 +152,19 @@ class ActionPlan:
         if len(given) != self.count or not given.keys() >= self.names:
             self._missing(given)
         out = self.head
+        small = LENGTHS
         for name, width, what, head in self.params:
             value = given[name]
             if type(value) is int and value >= 0 and not value >> width:
-                data = canonical_bytes(value)
+                data = value.to_bytes((value.bit_length() + 7) >> 3 or 1, "big")
             else:
                 data = encode(value, width, what)
-            body = head + LENGTHS[len(data)] + data if len(data) < 128 else \
-                head + varint(len(data)) + data
-            out += ACTION_PARAM + LENGTHS[len(body)] + body if len(body) < 128 else \
-                ACTION_PARAM + varint(len(body)) + body
+            size = len(data)
+            if size < 120:  # the param's body (id, tag, length, value) stays under 128
+                body = head + small[size] + data
+                out += ACTION_PARAM + small[len(body)] + body
+            else:
+                out += delimited(ACTION_PARAM, head + varint(size) + data)
         return out
 
     def _missing(self, given: Mapping[str, Any]) -> NoReturn:
@@ -218,6 +226,7 @@ class TableBuilder:
         self.fields = tuple(FieldPlan(f, i, self.name) for i, f in enumerate(spec.match_fields))
         self.exact = tuple(f for f in self.fields if f.kind == MatchType.EXACT)
         self.needs_priority = any(f.kind in PRIORITY_KINDS for f in self.fields)
+        self.single = len(self.fields) == 1
         self.indirect = bool(spec.implementation_id)
         self._field_keys: dict[str | int, FieldPlan] = {}
         self._action_keys: dict[str | int, ActionPlan] = {}
@@ -268,32 +277,46 @@ class TableBuilder:
         except P4InfoError as exc:
             raise EntryError(exc.message, exc.hint) from None
 
-    def _encode(self, match: Mapping[str, Any] | None, action: str | int | None,
-                params: Mapping[str, Any] | None, priority: int | None,
-                member: int | None, group: int | None, idle_timeout_ns: int) -> bytes:
+    def _encode(self, match: Mapping[str, Any] | None, action: str | int | None = None,
+                params: Mapping[str, Any] | None = None, priority: int | None = None,
+                member: int | None = None, group: int | None = None,
+                idle_timeout_ns: int = 0) -> bytes:
+        """``encode`` without turning P4InfoError into EntryError (callers do, once)."""
         out = self.head
-        if match:
-            values: list[Any] = [MISSING] * len(self.fields)
+        small = LENGTHS
+        if match and self.single and len(match) == 1:  # the common case, one field
             for key, value in match.items():
-                plan = self.field(key)
-                if values[plan.index] is not MISSING:
-                    raise EntryError(f"match field '{plan.name}' of '{self.name}' given twice")
-                values[plan.index] = value
-        else:
-            values = [MISSING] * len(self.fields)
-        for plan in self.exact:
-            if values[plan.index] is MISSING or values[plan.index] is None:
-                raise EntryError(f"table '{self.name}' needs a value for its exact field "
-                                 f"'{plan.name}'", "fields: " + ", ".join(
-                                     f.name for f in self.fields))
-        for plan, value in zip(self.fields, values):  # P4Info order, whatever the dict's
-            if value is not MISSING:
+                plan = self._field_keys.get(key) if type(key) is str else None
+                if plan is None:
+                    plan = self.field(key)
+                if value is None and plan.kind == MatchType.EXACT:
+                    self._exact_missing(plan)
                 body = plan.encode(value)
                 if body is not None:
-                    out += delimited(ENTRY_MATCH, body)
-        priority = self._priority(priority)
-        if action is not None or member is not None or group is not None or params:
-            out += delimited(ENTRY_ACTION, self._table_action(action, params, member, group))
+                    size = len(body)
+                    out += ENTRY_MATCH + (small[size] if size < 128 else varint(size)) + body
+        elif match or self.exact:
+            out += self._matches(match)
+        if priority is not None or self.needs_priority:
+            priority = self._priority(priority)
+        if member is None and group is None:
+            if action is not None:
+                if self.indirect:
+                    raise EntryError(f"table '{self.name}' uses an action profile: give "
+                                     "member= or group=")
+                plan = self._action_keys.get(action) if type(action) is str else None
+                if plan is None:
+                    plan = self.action(action)
+                body = plan.encode(params)
+                size = len(body)
+                if size < 126:  # TableAction's body (tag, length, Action) stays under 128
+                    out += ENTRY_ACTION + small[size + 2] + TABLE_ACTION + small[size] + body
+                else:
+                    out += delimited(ENTRY_ACTION, delimited(TABLE_ACTION, body))
+            elif params:
+                raise EntryError(f"parameters given without an action for '{self.name}'")
+        else:
+            out += delimited(ENTRY_ACTION, self._table_action(action, member, group))
         if priority:
             out += ENTRY_PRIORITY + varint(priority)
         if idle_timeout_ns:
@@ -302,6 +325,29 @@ class TableBuilder:
                                  f"'{self.name}' is not a 64-bit int")
             out += ENTRY_IDLE_TIMEOUT + varint(idle_timeout_ns)
         return out
+
+    def _matches(self, match: Mapping[str, Any] | None) -> bytes:
+        """The match fields' bytes, in P4Info order whatever the dict's."""
+        values: list[Any] = [MISSING] * len(self.fields)
+        for key, value in (match or {}).items():
+            plan = self.field(key)
+            if values[plan.index] is not MISSING:
+                raise EntryError(f"match field '{plan.name}' of '{self.name}' given twice")
+            values[plan.index] = value
+        for plan in self.exact:
+            if values[plan.index] is MISSING or values[plan.index] is None:
+                self._exact_missing(plan)
+        out = b""
+        for plan, value in zip(self.fields, values):
+            if value is not MISSING:
+                body = plan.encode(value)
+                if body is not None:
+                    out += delimited(ENTRY_MATCH, body)
+        return out
+
+    def _exact_missing(self, plan: FieldPlan) -> NoReturn:
+        raise EntryError(f"table '{self.name}' needs a value for its exact field "
+                         f"'{plan.name}'", "fields: " + ", ".join(f.name for f in self.fields))
 
     def _priority(self, priority: int | None) -> int:
         if self.needs_priority and not priority:
@@ -316,27 +362,19 @@ class TableBuilder:
                              f"1..{(1 << 31) - 1}")
         return priority or 0
 
-    def _table_action(self, action: str | int | None, params: Mapping[str, Any] | None,
-                      member: int | None, group: int | None) -> bytes:
-        """The TableAction's bytes (without its tag)."""
+    def _table_action(self, action: str | int | None, member: int | None,
+                      group: int | None) -> bytes:
+        """The TableAction's bytes (without its tag) for a member or group."""
         if sum(x is not None for x in (action, member, group)) > 1:
             raise EntryError(f"an entry of '{self.name}' takes one of action, member or group")
-        if member is not None or group is not None:
-            if not self.indirect:
-                raise EntryError(f"table '{self.name}' has no action profile: give it an "
-                                 "action")
-            kind, number = ("member", member) if member is not None else ("group", group)
-            if type(number) is not int or not 0 <= number < 1 << 32:
-                raise EntryError(f"action profile {kind} id {number!r} of an entry of "
-                                 f"'{self.name}' is not a 32-bit unsigned int")
-            tag = TABLE_MEMBER if member is not None else TABLE_GROUP
-            return tag + varint(number) if number else b""
-        if action is None:
-            raise EntryError(f"parameters given without an action for '{self.name}'")
-        if self.indirect:
-            raise EntryError(f"table '{self.name}' uses an action profile: give member= or "
-                             "group=")
-        return delimited(TABLE_ACTION, self.action(action).encode(params))
+        if not self.indirect:
+            raise EntryError(f"table '{self.name}' has no action profile: give it an action")
+        kind, number = ("member", member) if member is not None else ("group", group)
+        if type(number) is not int or not 0 <= number < 1 << 32:
+            raise EntryError(f"action profile {kind} id {number!r} of an entry of "
+                             f"'{self.name}' is not a 32-bit unsigned int")
+        tag = TABLE_MEMBER if member is not None else TABLE_GROUP
+        return tag + varint(number) if number else b""
 
     # -- messages ----------------------------------------------------------------------
     def entry(self, match: Mapping[str, Any] | None = None, action: str | int | None = None,
@@ -379,11 +417,21 @@ class TableBuilder:
         """Each row's serialized p4.v1.Update (for callers that batch bytes)."""
         if kind not in (Update.INSERT, Update.MODIFY, Update.DELETE):
             raise EntryError(f"update type {kind!r} is not INSERT, MODIFY or DELETE")
-        encode, head = self.encode, UPDATE_TYPE + LENGTHS[kind]
+        encode, head, small = self._encode, UPDATE_TYPE + LENGTHS[kind], LENGTHS
         out = []
-        for row in rows:
-            entry = delimited(ENTITY_TABLE_ENTRY, encode(*row))
-            out.append(head + delimited(UPDATE_ENTITY, entry))
+        append = out.append
+        try:
+            for row in rows:
+                entry = encode(*row)
+                size = len(entry)
+                if size < 125:  # Entity's body (tag, length, entry) stays under 128
+                    append(head + UPDATE_ENTITY + small[size + 2] + ENTITY_TABLE_ENTRY
+                           + small[size] + entry)
+                else:
+                    append(head + delimited(UPDATE_ENTITY,
+                                            delimited(ENTITY_TABLE_ENTRY, entry)))
+        except P4InfoError as exc:
+            raise EntryError(exc.message, exc.hint) from None
         return out
 
     def updates(self, rows: Iterable[Sequence[Any]], kind: int = Update.INSERT
