@@ -151,19 +151,33 @@ def entity(message: Any) -> p4runtime_pb2.Entity:
     return wrapped
 
 
+def _update(kind: int, message: Any) -> p4runtime_pb2.Update:
+    """An update of ``kind``; the message is copied once, into its place in the entity."""
+    update = p4runtime_pb2.Update(type=kind)
+    if isinstance(message, p4runtime_pb2.Entity):
+        update.entity.CopyFrom(message)
+        return update
+    descriptor = getattr(message, "DESCRIPTOR", None)
+    name = ENTITY_FIELDS.get(descriptor.full_name) if descriptor is not None else None
+    if name is None:
+        raise TypeError(f"cannot wrap {type(message).__name__} in a p4.v1.Entity")
+    getattr(update.entity, name).CopyFrom(message)
+    return update
+
+
 def insert(message: Any) -> p4runtime_pb2.Update:
     """An INSERT update of an entity."""
-    return p4runtime_pb2.Update(type=Update.INSERT, entity=entity(message))
+    return _update(Update.INSERT, message)
 
 
 def modify(message: Any) -> p4runtime_pb2.Update:
     """A MODIFY update (the only way to write a default entry)."""
-    return p4runtime_pb2.Update(type=Update.MODIFY, entity=entity(message))
+    return _update(Update.MODIFY, message)
 
 
 def delete(message: Any) -> p4runtime_pb2.Update:
     """A DELETE update of an entity."""
-    return p4runtime_pb2.Update(type=Update.DELETE, entity=entity(message))
+    return _update(Update.DELETE, message)
 
 
 def election_id(value: ElectionId) -> tuple[int, int]:
