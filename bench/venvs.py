@@ -53,7 +53,7 @@ def library_python(name: str) -> tuple[Path | None, str]:
             lines = (pip.stderr + pip.stdout).strip().splitlines()
             trouble = [line.strip() for line in lines
                        if any(marker in line for marker in NETWORK_TROUBLE)]
-            reason = (trouble or lines or ["pip failed"])[-1]
+            reason = (trouble or lines or ["pip failed"])[0]  # the cause, not the summary
             return None, f"pip install {requirement}: {reason[:200]}"
         if subprocess.run([str(python), "-c", check], env=env,
                           capture_output=True).returncode != 0:
