@@ -11,10 +11,11 @@ and writes canonical bytestrings (the shortest big-endian form, zero as one
 zero byte: P4Runtime spec, "Bytestrings").  ``entries.table_entry`` uses it.
 
     table = TableBuilder(info, "MyIngress.ecmp_group")
-    updates = table.inserts(({"hdr.ipv4.dstAddr": (prefix, 24)},
-                             "MyIngress.set_ecmp_select", {"ecmp_base": 0, "ecmp_count": 2})
-                            for prefix in prefixes)
+    rows = [({"hdr.ipv4.dstAddr": (prefix, 24)}, "MyIngress.set_ecmp_select",
+             {"ecmp_base": 0, "ecmp_count": 2}) for prefix in prefixes]
+    updates = table.inserts(rows)           # p4.v1.Update messages, to mix with others
     request = table.write_request(rows)     # one WriteRequest, parsed in one go
+    connection.write(request)               # SwitchConnection sends it as it is
 
 An entry is encoded by hand, so the field numbers below are P4Runtime's
 (p4/v1/p4runtime.proto); ``tests/test_builder.py`` checks them against the
@@ -45,7 +46,7 @@ UINT128_HIGH, UINT128_LOW = b"\x08", b"\x10"
 UPDATE_TYPE, UPDATE_ENTITY = b"\x08", b"\x12"
 ENTITY_TABLE_ENTRY = b"\x12"
 ENTRY_TABLE_ID, ENTRY_MATCH, ENTRY_ACTION, ENTRY_PRIORITY = b"\x08", b"\x12", b"\x1a", b"\x20"
-ENTRY_IS_DEFAULT, ENTRY_IDLE_TIMEOUT = b"\x40", b"\x48"
+ENTRY_IDLE_TIMEOUT = b"\x48"
 MATCH_FIELD_ID = b"\x08"
 MATCH_EXACT, MATCH_TERNARY, MATCH_LPM, MATCH_RANGE, MATCH_OPTIONAL = (
     b"\x12", b"\x1a", b"\x22", b"\x32", b"\x3a")
@@ -61,11 +62,6 @@ def delimited(tag: bytes, body: bytes) -> bytes:
     """A length-delimited field: tag, length, body."""
     size = len(body)
     return tag + (LENGTHS[size] if size < 128 else varint(size)) + body
-
-
-def canonical_bytes(number: int) -> bytes:
-    """The canonical bytestring of a non-negative int: shortest, zero as b"\\x00"."""
-    return number.to_bytes((number.bit_length() + 7) >> 3 or 1, "big")
 
 
 class FieldPlan:
@@ -476,4 +472,4 @@ def write_request_from(updates: Iterable[bytes], device_id: int = 0,
 
 
 __all__ = ["ActionPlan", "FieldPlan", "TableBuilder", "action_plan",
-           "canonical_bytes", "delimited", "table_builder", "varint", "write_request_from"]
+           "delimited", "table_builder", "varint", "write_request_from"]
