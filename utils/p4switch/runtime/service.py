@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import sys
 import threading
@@ -33,7 +34,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -86,15 +87,23 @@ class Malformed:
         self.message = f"cannot parse the request as {type_name}: {error}"
 
 
-def parser(message_type: Any) -> Callable[[bytes], Any]:
+class WithBytes(NamedTuple):
+    """A parsed request and the bytes it came in (Write reads common INSERTs from them)."""
+
+    message: Any
+    data: bytes
+
+
+def parser(message_type: Any, keep_bytes: bool = False) -> Callable[[bytes], Any]:
     """A request deserializer that returns Malformed instead of raising (aio would
-    answer UNKNOWN and log a traceback)."""
+    answer UNKNOWN and log a traceback); ``keep_bytes``: a WithBytes."""
 
     def parse(data: bytes) -> Any:
         try:
-            return message_type.FromString(data)
+            message = message_type.FromString(data)
         except DecodeError as error:
             return Malformed(message_type.DESCRIPTOR.full_name, error)
+        return WithBytes(message, data) if keep_bytes else message
 
     return parse
 
@@ -205,6 +214,10 @@ class AsyncP4Runtime(p4runtime_pb2_grpc.P4RuntimeServicer):
         return self.servicer.Capabilities(request, SyncContext())  # constant: on the loop
 
     async def Write(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        if isinstance(request, WithBytes):
+            return await self._blocking(functools.partial(self.servicer.Write,
+                                                          raw=request.data),
+                                        request.message, context)
         return await self._blocking(self.servicer.Write, request, context)
 
     async def Read(self, request: Any,  # noqa: N802
@@ -297,7 +310,8 @@ def handlers(service: AsyncP4Runtime) -> grpc.GenericRpcHandler:
     for method, kind in kinds.items():
         request, response = messages.get(method, (f"{method}Request", f"{method}Response"))
         table[method] = kind(getattr(service, method),
-                             request_deserializer=parser(getattr(p4runtime_pb2, request)),
+                             request_deserializer=parser(getattr(p4runtime_pb2, request),
+                                                         keep_bytes=method == "Write"),
                              response_serializer=getattr(p4runtime_pb2,
                                                          response).SerializeToString)
     return grpc.method_handlers_generic_handler("p4.v1.P4Runtime", table)
