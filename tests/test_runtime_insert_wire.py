@@ -16,7 +16,7 @@ import pytest
 from p4protos import p4runtime_pb2
 from p4protos.wire import read_varint, varint
 from p4switch.runtime.server import P4RuntimeServicer
-from p4switch.runtime.table_entries import insert_wire, split_updates
+from p4switch.runtime.table_entries import insert_wire
 from p4switch.switch import Switch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -164,65 +164,3 @@ def test_varints_round_trip(number: int) -> None:
     data = b"\xff" + varint(number) + b"\x00"
     assert read_varint(data, 1) == (number, len(data) - 1)
     assert p4runtime_pb2.Uint128.FromString(b"\x10" + varint(number)).low == number
-
-
-def test_split_updates_returns_each_update_as_sent() -> None:
-    request = p4runtime_pb2.WriteRequest(device_id=3, role="r", atomicity=0)
-    request.election_id.low = 9
-    updates = [group_insert((i << 8).to_bytes(3, "big")) for i in range(1, 4)]
-    request.updates.extend(updates)
-    raw = request.SerializeToString()
-    assert split_updates(raw, 3) == [u.SerializeToString() for u in updates]
-    assert split_updates(raw, 2) is None  # not the parse's count
-    assert split_updates(raw + b"\xa0\x06\x01", 3) is not None  # unknown varint field
-    assert split_updates(raw + b"\xa5\x06\x01\x00\x00\x00", 3) is None  # fixed32: give up
-    assert split_updates(raw[:-1], 3) is None
-    assert split_updates(b"", 0) == []
-
-
-def hand_made_requests() -> list[bytes]:
-    """WriteRequests whose updates are encoded unlike protobuf would: fields out of
-    order, repeated (last scalar wins, messages merge), defaults written out."""
-    good = group_insert().SerializeToString()
-    entry = group_insert().entity.table_entry.SerializeToString()
-    action = group_insert().entity.table_entry.action.SerializeToString()
-
-    def update(entry_bytes: bytes, head: bytes = b"\x08\x01") -> bytes:
-        entity = b"\x12" + varint(len(entry_bytes)) + entry_bytes
-        return head + b"\x12" + varint(len(entity)) + entity
-
-    variants = [
-        update(entry + b"\x1a" + varint(len(action)) + action),  # action twice: params merge
-        update(entry + b"\x20\x00"),  # priority 0 written out
-        update(b"\x08\x01" + entry),  # table_id twice: the last one wins
-        update(entry[:6] + entry[6:], head=b""),  # no type: UNSPECIFIED
-        good[2:] + b"\x08\x01",  # type after the entity
-        good,
-        good,  # a duplicate of the one before
-    ]
-    out = []
-    for count in range(1, len(variants) + 1):
-        body = b"\x1a\x02\x10\x01"  # election_id.low = 1
-        for piece in variants[:count]:
-            body += b"\x22" + varint(len(piece)) + piece
-        out.append(body)
-    return out
-
-
-@pytest.mark.parametrize("raw", hand_made_requests())
-def test_a_write_from_its_bytes_answers_as_from_its_message(raw: bytes) -> None:
-    """Each hand-made batch applied with and without its bytes: the same per-update
-    outcomes and the same table afterwards."""
-    outcomes = []
-    for use_bytes in (True, False):
-        servicer = P4RuntimeServicer(Switch(device_id=0))
-        servicer._set_pipeline(pipeline_request())
-        config = servicer._require_config()
-        request = p4runtime_pb2.WriteRequest.FromString(raw)
-        batch = servicer.apply_updates(config, request.updates, raw if use_bytes else None)
-        table = config.tables[ECMP_GROUP].table
-        outcomes.append(([None if r is None else (r.code, r.message) for r in batch.results],
-                         sorted(repr((e.match, e.priority, e.call.action.name if e.call else None,
-                                     e.call.args if e.call else None))
-                                for e in table.entries())))
-    assert outcomes[0] == outcomes[1]

@@ -31,7 +31,7 @@ from .errors import (
 )
 from .packetio import packet_in_message, packet_out_frame
 from .readsink import ReadSink
-from .table_entries import insert_wire, split_updates, write_table_entry
+from .table_entries import insert_wire, write_table_entry
 from .table_read import read_table_entries
 from .transaction import apply_all_or_none
 
@@ -157,10 +157,7 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
         response.experimental.Pack(CAPABILITIES)
         return response
 
-    def Write(self, request: Any, context: grpc.ServicerContext,  # noqa: N802
-              raw: bytes | None = None) -> Any:
-        """``raw``: the request's bytes as received, if the transport kept them (the
-        common INSERTs are then read from them, ``insert_wire``)."""
+    def Write(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         with self._config_lock:  # no pipeline push under a batch
             with self.switch.lock:
                 try:
@@ -172,7 +169,7 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
                 except P4RuntimeError as error:
                     self._abort(context, error)
             if request.atomicity == WriteRequest.CONTINUE_ON_ERROR:
-                batch = self.apply_updates(config, request.updates, raw)
+                batch = self.apply_updates(config, request.updates)
             else:  # ROLLBACK_ON_ERROR, DATAPLANE_ATOMIC: see transaction.py
                 with self.switch.lock:
                     batch = apply_all_or_none(config, request.updates, self.apply_one,
@@ -181,19 +178,12 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
             abort_with_status(context, batch.status())
         return p4runtime_pb2.WriteResponse()
 
-    def apply_updates(self, config: PipelineConfig, updates: Any,
-                      raw: bytes | None = None) -> BatchErrors:
+    def apply_updates(self, config: PipelineConfig, updates: Any) -> BatchErrors:
         """Apply updates one by one (CONTINUE_ON_ERROR), recording each outcome.
 
         The switch's lock is taken per slice of ``SLICE`` updates, so the data plane
         forwards between slices instead of waiting for a whole big batch (this mode
-        promises no atomicity; PI's does not either).  With the request's ``raw``
-        bytes, each update's own bytes go to ``insert_wire`` (no re-serializing) and
-        its message is only looked at when the full path needs it."""
-        if raw is not None:
-            pieces = split_updates(raw, len(updates))
-            if pieces is not None:
-                return self._apply_pieces(config, updates, pieces)
+        promises no atomicity; PI's does not either)."""
         batch = BatchErrors()
         # The cyclic GC would scan the growing tables over and over during a big
         # batch; entries form no cycles, so collection waits until the batch is done.
@@ -203,30 +193,6 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
             for start in range(0, len(updates), SLICE):
                 with self.switch.lock:
                     self._apply(config, updates[start:start + SLICE], batch)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        return batch
-
-    def _apply_pieces(self, config: PipelineConfig, updates: Any, pieces: list[bytes]
-                      ) -> BatchErrors:
-        """``apply_updates`` from each update's bytes; the same slices and GC pause."""
-        batch = BatchErrors()
-        results = batch.results
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            for start in range(0, len(pieces), SLICE):
-                with self.switch.lock:
-                    for index in range(start, min(start + SLICE, len(pieces))):
-                        if insert_wire(config, pieces[index]):
-                            results.append(None)
-                            continue
-                        try:
-                            P4RuntimeServicer.apply_one(config, updates[index])
-                            batch.ok()
-                        except P4RuntimeError as error:
-                            batch.error(error)
         finally:
             if gc_was_enabled:
                 gc.enable()

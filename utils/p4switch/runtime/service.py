@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import socket
 import sys
 import threading
@@ -34,7 +33,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -87,23 +86,15 @@ class Malformed:
         self.message = f"cannot parse the request as {type_name}: {error}"
 
 
-class WithBytes(NamedTuple):
-    """A parsed request and the bytes it came in (Write reads common INSERTs from them)."""
-
-    message: Any
-    data: bytes
-
-
-def parser(message_type: Any, keep_bytes: bool = False) -> Callable[[bytes], Any]:
+def parser(message_type: Any) -> Callable[[bytes], Any]:
     """A request deserializer that returns Malformed instead of raising (aio would
-    answer UNKNOWN and log a traceback); ``keep_bytes``: a WithBytes."""
+    answer UNKNOWN and log a traceback)."""
 
     def parse(data: bytes) -> Any:
         try:
-            message = message_type.FromString(data)
+            return message_type.FromString(data)
         except DecodeError as error:
             return Malformed(message_type.DESCRIPTOR.full_name, error)
-        return WithBytes(message, data) if keep_bytes else message
 
     return parse
 
@@ -214,10 +205,6 @@ class AsyncP4Runtime(p4runtime_pb2_grpc.P4RuntimeServicer):
         return self.servicer.Capabilities(request, SyncContext())  # constant: on the loop
 
     async def Write(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
-        if isinstance(request, WithBytes):
-            return await self._blocking(functools.partial(self.servicer.Write,
-                                                          raw=request.data),
-                                        request.message, context)
         return await self._blocking(self.servicer.Write, request, context)
 
     async def Read(self, request: Any,  # noqa: N802
@@ -310,8 +297,7 @@ def handlers(service: AsyncP4Runtime) -> grpc.GenericRpcHandler:
     for method, kind in kinds.items():
         request, response = messages.get(method, (f"{method}Request", f"{method}Response"))
         table[method] = kind(getattr(service, method),
-                             request_deserializer=parser(getattr(p4runtime_pb2, request),
-                                                         keep_bytes=method == "Write"),
+                             request_deserializer=parser(getattr(p4runtime_pb2, request)),
                              response_serializer=getattr(p4runtime_pb2,
                                                          response).SerializeToString)
     return grpc.method_handlers_generic_handler("p4.v1.P4Runtime", table)

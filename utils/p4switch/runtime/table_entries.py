@@ -250,8 +250,8 @@ TABLE_ENTRY, TABLE_ID, ENTRY_MATCH, ENTRY_ACTION = 0x12, 0x08, 0x12, 0x1A
 
 def insert_wire(config: PipelineConfig, raw: bytes) -> bool:
     """INSERT of the common shape -- one exact/LPM field, a direct action, nothing
-    else set -- done inline from the serialized p4.v1.Update (as the client sent it,
-    ``split_updates``, or ``SerializeToString`` of the parsed update), without a
+    else set -- done inline from the serialized p4.v1.Update (``SerializeToString``
+    of the parsed update: fields in number order, defaults left out), without a
     Python object per field.  Only the exact layout of an INSERT whose TableEntry has
     table_id, one FieldMatch and a TableAction -- nothing else, not even an unknown
     field -- is taken; the field is checked as ``_single_field`` does and the action
@@ -356,41 +356,6 @@ def insert_wire(config: PipelineConfig, raw: bytes) -> bool:
     except (DuplicateEntry, TableFull):
         return False  # nothing changed: the full path reports it in PI's words
     return True
-
-
-WRITE_UPDATES = 0x22  # WriteRequest.updates: field 4, length-delimited
-
-
-def split_updates(data: bytes, count: int) -> list[bytes] | None:
-    """Each update's bytes as the client sent them, from a serialized WriteRequest
-    (whose parse has ``count`` updates), for ``insert_wire``; None if the framing holds
-    anything but varint and length-delimited fields or the count differs."""
-    out: list[bytes] = []
-    append = out.append
-    pos, end = 0, len(data)
-    try:
-        while pos < end:
-            tag = data[pos]
-            pos += 1
-            if tag >= 0x80:
-                tag, pos = read_varint(data, pos - 1)
-            wire = tag & 7
-            if wire == 0:
-                _, pos = read_varint(data, pos)
-            elif wire == 2:
-                size = data[pos]
-                if size < 0x80:
-                    pos += 1
-                else:
-                    size, pos = read_varint(data, pos)
-                if tag == WRITE_UPDATES:
-                    append(data[pos:pos + size])
-                pos += size
-            else:
-                return None
-    except (IndexError, ValueError):
-        return None
-    return out if pos == end and len(out) == count else None
 
 
 def _simple_call(info: TableInfo, table_action: Any) -> ActionCall | None:
