@@ -1,13 +1,16 @@
-"""Control-plane benchmarks: entry install rate, encoding, pipeline push,
-./mycontroller.py end to end, switch memory."""
+"""Control-plane benchmarks: entry building (ours, finsy, p4runtime-shell), install rate
+end to end, the switch alone, encoding, pipeline push, ./mycontroller.py end to end,
+switch memory."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from common import (
     BUILD_JSON,
@@ -15,14 +18,16 @@ from common import (
     ENV,
     REPO,
     Figure,
+    cpu_ns,
     free_ports,
     median,
     rss_kib,
     start_switch,
     stop,
 )
+from venvs import library_python
 
-from p4runtime_lib import P4Info, SwitchConnection, insert, table_entry
+from p4runtime_lib import P4Info, SwitchConnection, TableBuilder, insert, table_entry
 from p4runtime_lib.protos import p4runtime_pb2
 
 ECMP_GROUP_SIZE = 100_000
@@ -42,13 +47,87 @@ def prefixes(count: int) -> list[int]:
     return [(10 << 24) | (i << 8) for i in range(count)]
 
 
-def ours(info: P4Info, count: int) -> list[p4runtime_pb2.Update]:
-    """Our path: entries by name, canonical bytestrings, all in one WriteRequest."""
-    return [insert(table_entry(info, "MyIngress.ecmp_group",
-                               match={"hdr.ipv4.dstAddr": (prefix, 24)},
-                               action="MyIngress.set_ecmp_select",
-                               params={"ecmp_base": 0, "ecmp_count": 2}))
-            for prefix in prefixes(count)]
+def rows(count: int) -> list[tuple[dict, str, dict]]:
+    """(match, action, params) of ``count`` ecmp_group entries, by name."""
+    return [({"hdr.ipv4.dstAddr": (prefix, 24)}, "MyIngress.set_ecmp_select",
+             {"ecmp_base": 0, "ecmp_count": 2}) for prefix in prefixes(count)]
+
+
+def ours(info: P4Info, count: int) -> p4runtime_pb2.WriteRequest:
+    """Our path: entries by name (TableBuilder), canonical bytestrings, one WriteRequest."""
+    return TableBuilder(info, "MyIngress.ecmp_group").write_request(rows(count))
+
+
+def ours_single(info: P4Info, count: int) -> list[p4runtime_pb2.Update]:
+    """mycontroller's style: one ``insert(table_entry(...))`` per entry."""
+    return [insert(table_entry(info, "MyIngress.ecmp_group", match, action, params))
+            for match, action, params in rows(count)]
+
+
+BUILD_PLAN = (  # (library, value form, rounds per process): p4runtime-shell is slow
+    ("ours", "int", 3), ("ours-single", "int", 3), ("finsy", "int", 3),
+    ("ours", "text", 3), ("ours-single", "text", 3), ("finsy", "text", 3),
+    ("p4runtime-shell", "text", 1))
+FORMS = {"int": "(prefix, 24) ints", "text": "'10.x.y.0/24' text"}
+
+
+def build_rates(figures: list[Figure], repeats: int = 3) -> None:
+    """10,000 ecmp_group INSERTs built by name with each library (bench/build_worker.py,
+    each in its own venv and process), the processes interleaved ``repeats`` times so
+    every library sees the same machine; the best round of each is reported (the
+    least disturbed, as timeit does) and the bytes they built are compared."""
+    worker = str(Path(__file__).resolve().parent / "build_worker.py")
+    pythons: dict[str, Path | None] = {"ours": Path(sys.executable),
+                                       "ours-single": Path(sys.executable)}
+    skipped: dict[str, str] = {}
+    for name in ("finsy", "p4runtime-shell"):
+        pythons[name], skipped[name] = library_python(name)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    rates: dict[tuple[str, str], list[float]] = {}
+    digests: dict[tuple[str, str], str] = {}
+    versions: dict[str, str] = {}
+    for _ in range(repeats):
+        for library, form, rounds in BUILD_PLAN:
+            python = pythons[library]
+            if python is None:
+                continue
+            out = subprocess.run([str(python), worker, library, str(BUILD_P4INFO), "10000",
+                                  str(rounds), form], capture_output=True, text=True,
+                                 env=env, cwd=tempfile.gettempdir(), timeout=600)
+            if out.returncode != 0:
+                skipped[library] = f"worker failed: {out.stderr.strip().splitlines()[-1]}"
+                pythons[library] = None
+                continue
+            result = json.loads(out.stdout)
+            rates.setdefault((library, form), []).extend(result["rates"])
+            digests[(library, form)] = result["digest"]
+            versions[library] = f"{result['version']}, protobuf {result['protobuf']}"
+    best = {key: max(values) for key, values in rates.items()}
+
+    def anchor(library: str, form: str) -> tuple[str, float | None]:
+        if (library, form) not in best:
+            return f"{library} skipped: {skipped.get(library) or 'not measured'}", None
+        same = "same bytes" if digests[(library, form)] == digests.get(("ours", form)) \
+            else "different bytes"
+        return f"{library} {versions[library]} ({same})", best[(library, form)]
+
+    for form in ("int", "text"):
+        for library, how in (("ours", "TableBuilder rows"),
+                             ("ours-single", "insert(table_entry()) each")):
+            if (library, form) not in best:
+                continue
+            name, value = anchor("finsy", form)
+            main = library == "ours" and form == "int"
+            met = None if value is None or not main else best[(library, form)] >= 2 * value
+            figures.append(Figure(
+                "build", f"10,000 LPM entries by name, {FORMS[form]}: ours, {how}, best of "
+                f"{len(rates[(library, form)])}", best[(library, form)], "entries/s", name,
+                value, ">= 2x finsy" if main else "", met))
+    name, value = anchor("p4runtime-shell", "text")
+    if ("ours", "text") in best:
+        figures.append(Figure("build", f"10,000 LPM entries by name, {FORMS['text']}: ours, "
+                              "TableBuilder rows, vs p4runtime-shell", best[("ours", "text")],
+                              "entries/s", name, value))
 
 
 def tutorial_style(info: P4Info, count: int) -> list[p4runtime_pb2.WriteRequest]:
@@ -70,6 +149,28 @@ def tutorial_style(info: P4Info, count: int) -> list[p4runtime_pb2.WriteRequest]
         entry.action.action.params.add(param_id=2, value=(2).to_bytes(4, "big"))
         requests.append(request)
     return requests
+
+
+def end_to_end(connection: SwitchConnection, info: P4Info, device_config: bytes,
+               switch_pid: int, build: object, repeats: int) -> dict[str, float]:
+    """Median over ``repeats`` of one 10,000-entry install (build + one WriteRequest +
+    the switch): entries/s, and where the time went -- the client's CPU building and
+    in the write call (serialize, gRPC), the switch's CPU during the write."""
+    runs: list[tuple[float, float, float, float]] = []
+    for _ in range(repeats):
+        connection.set_pipeline(info.proto, device_config)  # wipes the table
+        start, cpu = time.perf_counter(), time.process_time()
+        request = build(info, 10_000)  # type: ignore[operator]
+        built = time.process_time()
+        server = cpu_ns(switch_pid)
+        connection.write(request)
+        wall = time.perf_counter() - start
+        runs.append((wall, built - cpu, time.process_time() - built,
+                     (cpu_ns(switch_pid) - server) / 1e9))
+    runs.sort()
+    wall, build_cpu, write_cpu, server_cpu = runs[len(runs) // 2]
+    return {"rate": 10_000 / wall, "build_ms": build_cpu * 1e3, "write_ms": write_cpu * 1e3,
+            "server_ms": server_cpu * 1e3, "wall_ms": wall * 1e3}
 
 
 def install_rates(figures: list[Figure]) -> None:
@@ -99,6 +200,19 @@ def install_rates(figures: list[Figure]) -> None:
                 "one update per RPC, padded (tutorial style)", one_by_one,
                 ">= 50x" if count == 10000 else "",
                 batched / one_by_one >= 50 if count == 10000 else None))
+        bulk = end_to_end(connection, info, device_config, switch.pid, ours, 7)
+        single = end_to_end(connection, info, device_config, switch.pid, ours_single, 7)
+        figures.append(Figure(
+            "install", "end to end: 10,000 LPM entries by name (TableBuilder) + one "
+            "WriteRequest + our switch, median of 7", bulk["rate"], "entries/s",
+            "the same with insert(table_entry()) per entry", single["rate"], ">= 80,000/s",
+            bulk["rate"] >= 80_000))
+        for key, what in (("build_ms", "client CPU building the WriteRequest"),
+                          ("write_ms", "client CPU in write() (serialize, gRPC)"),
+                          ("server_ms", "switch CPU during the write"),
+                          ("wall_ms", "wall clock, all of it")):
+            figures.append(Figure("install", f"end to end, 10,000: {what}", bulk[key], "ms",
+                                  "insert(table_entry()) per entry", single[key]))
         figures.append(Figure("memory", "switch RSS growth for 10,000 entries",
                               (rss_full - rss_empty) / 1024, "MiB", "RSS with 0 entries",
                               rss_empty / 1024, "<= 12 MiB growth",
@@ -229,6 +343,7 @@ def whole_programming(figures: list[Figure]) -> None:
 
 
 def run(figures: list[Figure]) -> None:
+    build_rates(figures)
     install_rates(figures)
     server_rates(figures)
     encode_cost(figures)

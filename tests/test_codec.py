@@ -205,3 +205,24 @@ def test_range_forms() -> None:
         encode_range(5, 16)
     with pytest.raises(ValueTooWide):
         encode_range((0, 70000), 16)
+
+
+@pytest.mark.parametrize("text", ["10.0.0.1", "0.0.0.0", "255.255.255.255", "1.2.3.4",
+                                  "010.0.0.1", "1.2.3", "1.2.3.4.5", "256.0.0.1", "1..2.3",
+                                  "1.2.3.04", " 1.2.3.4", "1.2.3.4 ", "0x1.2.3.4", "1.2.3.-4",
+                                  "１.2.3.4", "1.2.3.4/8", "00.0.0.0", "0.0.0.00"])
+def test_ipv4_text_reads_as_ipaddress_reads_it(text: str) -> None:
+    """The codec's IPv4 text (socket.inet_pton first) gives ipaddress's answer, or an
+    error where ipaddress has one."""
+    try:
+        expected: int | None = int(ipaddress.IPv4Address(text.strip()))
+    except ValueError:
+        expected = None
+    try:
+        got: int | None = parse_int(text, 32)
+    except CodecError:
+        got = None
+    if expected is None and got is not None:  # some other form the codec reads (never IPv4)
+        assert "." not in text.strip() or text.strip().isdigit(), (text, got)
+    else:
+        assert got == expected, text

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
 from p4protos.bytestrings import bytes_to_int, int_to_bytes
 
@@ -46,7 +47,11 @@ def canonical(data: bytes) -> bytes:
 
 def parse_int(value: Value, bitwidth: int | None = None, what: str = "") -> int:
     """An int from an int, bytes, IP object or text (decimal, 0x-hex, MAC, IPv4, IPv6)."""
-    if isinstance(value, bool | int):
+    if type(value) is int:
+        number = value
+    elif type(value) is str:
+        number = _parse_text(value.strip(), what)
+    elif isinstance(value, bool | int):
         number = int(value)
     elif isinstance(value, bytes | bytearray):
         number = int.from_bytes(value, "big")
@@ -66,6 +71,11 @@ def parse_int(value: Value, bitwidth: int | None = None, what: str = "") -> int:
 
 
 def _parse_text(text: str, what: str) -> int:
+    if "." in text:  # IPv4 (strict dotted decimal, as ipaddress reads it), fast
+        try:
+            return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+        except (OSError, ValueError):
+            pass  # not IPv4: the checks below answer (e.g. with the error)
     if MAC_RE.match(text):
         return int("".join(f"{int(part, 16):02x}" for part in re.split(r"[:-]", text)), 16)
     try:

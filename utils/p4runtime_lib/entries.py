@@ -25,22 +25,13 @@ from typing import Any
 
 from p4protos import p4info_pb2, p4runtime_pb2
 
-from .codec import (
-    decode,
-    encode,
-    encode_lpm,
-    encode_range,
-    encode_ternary,
-    format_value,
-    guess_hint,
-)
+from .builder import action_plan, table_builder
+from .codec import decode, format_value, guess_hint
 from .errors import CodecError, EntryError, P4InfoError
 from .p4info import P4Info
 
-MatchType = p4info_pb2.MatchField
 Scope = p4info_pb2.ActionRef
 Update = p4runtime_pb2.Update
-PRIORITY_KINDS = (MatchType.TERNARY, MatchType.RANGE, MatchType.OPTIONAL)
 Replicas = Iterable[int | tuple[int, int]]
 ElectionId = int | tuple[int, int]
 
@@ -50,56 +41,15 @@ ElectionId = int | tuple[int, int]
 def field_match(info: P4Info, table: Any, name: str | int, value: Any
                 ) -> p4runtime_pb2.FieldMatch | None:
     """The FieldMatch for one field, or None when the value is a don't-care."""
-    table = info.table(table) if isinstance(table, str | int) else table
-    spec = info.match_field(table, name)
-    what = f"'{spec.name}' of table '{table.preamble.name}'"
-    width, kind = spec.bitwidth, spec.match_type
-    if value is None:
-        if kind == MatchType.EXACT:
-            raise EntryError(f"exact field {what} needs a value")
-        return None
-    match = p4runtime_pb2.FieldMatch(field_id=spec.id)
-    if kind == MatchType.EXACT:
-        match.exact.value = encode(value, width, what)
-    elif kind == MatchType.LPM:
-        match.lpm.value, match.lpm.prefix_len = encode_lpm(value, width, what)
-        if match.lpm.prefix_len == 0:
-            return None
-    elif kind == MatchType.TERNARY:
-        match.ternary.value, match.ternary.mask = encode_ternary(value, width, what)
-        if match.ternary.mask == b"\x00":
-            return None
-    elif kind == MatchType.RANGE:
-        match.range.low, match.range.high = encode_range(value, width, what)
-        if decode(match.range.low) == 0 and decode(match.range.high) == (1 << width) - 1:
-            return None
-    elif kind == MatchType.OPTIONAL:
-        match.optional.value = encode(value, width, what)
-    else:
-        raise EntryError(f"{what}: match type {MatchType.MatchType.Name(kind)} is not "
-                         "supported by this library")
-    return match
+    body = table_builder(info, table).field(name).encode(value)
+    return None if body is None else p4runtime_pb2.FieldMatch.FromString(body)
 
 
 def action_message(info: P4Info, action: Any, params: Mapping[str, Any] | None = None
                    ) -> p4runtime_pb2.Action:
     """A p4.v1.Action with every parameter given exactly once."""
     action = info.action(action) if isinstance(action, str | int) else action
-    given = params or {}
-    if len(given) != len(action.params) or not all(p.name in given for p in action.params):
-        for name in given:  # a misspelt name explains a missing one best
-            info.param(action, name)  # raises with "did you mean ...?"
-        missing = next(p for p in action.params if p.name not in given)
-        raise EntryError(f"action '{action.preamble.name}' needs parameter '{missing.name}' "
-                         f"({missing.bitwidth} bits)", "its parameters: "
-                         + ", ".join(p.name for p in action.params))
-    message = p4runtime_pb2.Action(action_id=action.preamble.id)
-    add = message.params.add
-    for spec in action.params:
-        add(param_id=spec.id, value=encode(given[spec.name], spec.bitwidth,
-                                           f"parameter '{spec.name}' of "
-                                           f"'{action.preamble.name}'"))
-    return message
+    return p4runtime_pb2.Action.FromString(action_plan(info, action).encode(params))
 
 
 def table_entry(info: P4Info, table: str | int, match: Mapping[str, Any] | None = None,
@@ -112,80 +62,11 @@ def table_entry(info: P4Info, table: str | int, match: Mapping[str, Any] | None 
     ``action`` + ``params`` set a direct action; ``member`` / ``group`` an
     action-profile member or group instead.  Tables with ternary, range or
     optional fields need ``priority`` > 0.  Raises EntryError for names and
-    structure, CodecError / ValueTooWide for values.
+    structure, CodecError / ValueTooWide for values.  The table is resolved
+    once per P4Info (``builder.TableBuilder``; use one directly for many rows).
     """
-    try:
-        spec = info.table(table)
-        name = spec.preamble.name
-        entry = p4runtime_pb2.TableEntry(table_id=spec.preamble.id,
-                                         idle_timeout_ns=idle_timeout_ns)
-        resolved: dict[int, Any] = {}
-        for key, value in (match or {}).items():
-            field_spec = info.match_field(spec, key)
-            if field_spec.id in resolved:
-                raise EntryError(f"match field '{field_spec.name}' of '{name}' given twice")
-            resolved[field_spec.id] = value
-        for field_spec in spec.match_fields:
-            if resolved.get(field_spec.id) is None and field_spec.match_type == MatchType.EXACT:
-                raise EntryError(f"table '{name}' needs a value for its exact field "
-                                 f"'{field_spec.name}'", "fields: " + ", ".join(
-                                     f.name for f in spec.match_fields))
-        for field_spec in spec.match_fields:  # P4Info order, whatever the dict order
-            if field_spec.id in resolved:
-                built = field_match(info, spec, field_spec.id, resolved[field_spec.id])
-                if built is not None:
-                    entry.match.append(built)
-        _set_priority(entry, spec, priority)
-        _set_action(info, entry, spec, action, params, member, group)
-        return entry
-    except P4InfoError as exc:
-        raise EntryError(exc.message, exc.hint) from None
-
-
-def _set_priority(entry: p4runtime_pb2.TableEntry, spec: Any, priority: int | None) -> None:
-    name = spec.preamble.name
-    needs_priority = any(f.match_type in PRIORITY_KINDS for f in spec.match_fields)
-    if needs_priority and not priority:
-        raise EntryError(f"table '{name}' has ternary, range or optional fields: its "
-                         "entries need a priority", "pass priority=1 or higher (higher wins)")
-    if priority and not needs_priority:
-        raise EntryError(f"table '{name}' has no ternary, range or optional field: its "
-                         f"entries take no priority (got {priority})")
-    if priority is not None and not 0 <= priority < 1 << 31:
-        raise EntryError(f"priority {priority} of an entry of '{name}' is not within "
-                         f"1..{(1 << 31) - 1}")
-    entry.priority = priority or 0
-
-
-def _set_action(info: P4Info, entry: p4runtime_pb2.TableEntry, spec: Any,
-                action: str | int | None, params: Mapping[str, Any] | None,
-                member: int | None, group: int | None) -> None:
-    name = spec.preamble.name
-    chosen = [x for x in (action, member, group) if x is not None]
-    if len(chosen) > 1:
-        raise EntryError(f"an entry of '{name}' takes one of action, member or group")
-    if member is not None or group is not None:
-        if not spec.implementation_id:
-            raise EntryError(f"table '{name}' has no action profile: give it an action")
-        if member is not None:
-            entry.action.action_profile_member_id = member
-        else:
-            entry.action.action_profile_group_id = group  # type: ignore[assignment]
-        return
-    if action is None:
-        if params:
-            raise EntryError(f"parameters given without an action for '{name}'")
-        return
-    if spec.implementation_id:
-        raise EntryError(f"table '{name}' uses an action profile: give member= or group=")
-    action_spec, ref = info.table_action(spec, action)
-    if ref.scope == Scope.DEFAULT_ONLY:
-        raise EntryError(f"action '{action_spec.preamble.name}' can only be the default "
-                         f"action of '{name}'", "use it with default_entry(), or pick one "
-                         "of: " + ", ".join(a.preamble.name for a, scope in
-                                            info.table_actions(spec)
-                                            if scope != Scope.DEFAULT_ONLY))
-    entry.action.action.CopyFrom(action_message(info, action_spec, params))
+    return table_builder(info, table).entry(match, action, params, priority, member=member,
+                                            group=group, idle_timeout_ns=idle_timeout_ns)
 
 
 def default_entry(info: P4Info, table: str | int, action: str | int | None = None,
@@ -270,19 +151,33 @@ def entity(message: Any) -> p4runtime_pb2.Entity:
     return wrapped
 
 
+def _update(kind: int, message: Any) -> p4runtime_pb2.Update:
+    """An update of ``kind``; the message is copied once, into its place in the entity."""
+    update = p4runtime_pb2.Update(type=kind)
+    if isinstance(message, p4runtime_pb2.Entity):
+        update.entity.CopyFrom(message)
+        return update
+    descriptor = getattr(message, "DESCRIPTOR", None)
+    name = ENTITY_FIELDS.get(descriptor.full_name) if descriptor is not None else None
+    if name is None:
+        raise TypeError(f"cannot wrap {type(message).__name__} in a p4.v1.Entity")
+    getattr(update.entity, name).CopyFrom(message)
+    return update
+
+
 def insert(message: Any) -> p4runtime_pb2.Update:
     """An INSERT update of an entity."""
-    return p4runtime_pb2.Update(type=Update.INSERT, entity=entity(message))
+    return _update(Update.INSERT, message)
 
 
 def modify(message: Any) -> p4runtime_pb2.Update:
     """A MODIFY update (the only way to write a default entry)."""
-    return p4runtime_pb2.Update(type=Update.MODIFY, entity=entity(message))
+    return _update(Update.MODIFY, message)
 
 
 def delete(message: Any) -> p4runtime_pb2.Update:
     """A DELETE update of an entity."""
-    return p4runtime_pb2.Update(type=Update.DELETE, entity=entity(message))
+    return _update(Update.DELETE, message)
 
 
 def election_id(value: ElectionId) -> tuple[int, int]:

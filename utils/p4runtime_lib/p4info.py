@@ -129,6 +129,8 @@ class P4Info:
         self._params: dict[int, NameIndex] = {}
         self._actions: dict[int, NameIndex] = {}
         self._table_actions: dict[tuple[int, str | int], tuple[Any, Any]] = {}
+        # compiled builders (p4runtime_lib.builder): "tables" / "actions" -> id or name -> plan
+        self.compiled: dict[str, dict[Any, Any]] = {}
 
     # -- loading -------------------------------------------------------------
     @classmethod

@@ -260,12 +260,23 @@ class SwitchConnection:
                             deadline=self.timeout, needs_pipeline=False) from None
 
     # -- writes ---------------------------------------------------------------------
-    def write(self, updates: Iterable[p4runtime_pb2.Update]) -> None:
-        """Send every update in ONE WriteRequest; WriteError lists the failing ones."""
-        updates = list(updates)
+    def write(self, updates: Iterable[p4runtime_pb2.Update] | p4runtime_pb2.WriteRequest
+              ) -> None:
+        """Send every update in ONE WriteRequest; WriteError lists the failing ones.
+
+        A WriteRequest (e.g. ``TableBuilder.write_request``) goes as it is, without
+        copying its updates; its device id and election id are set to this connection's.
+        """
+        if isinstance(updates, p4runtime_pb2.WriteRequest):
+            request = updates
+            request.device_id = self.device_id
+            request.election_id.high, request.election_id.low = self.election_id
+            updates = request.updates
+        else:
+            updates = list(updates)
+            request = write_request(updates, self.device_id, self.election_id)
         if not updates:
             return
-        request = write_request(updates, self.device_id, self.election_id)
         self._log("Write", request)
         deadline = self.timeout + len(updates) / 1000
         try:

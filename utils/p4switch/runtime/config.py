@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from p4protos import p4info_pb2
+from p4protos.wire import varint
 from p4switch.engine import ActionDef, ConfigError, MatchTable, Pipeline
 
 from .digests import DigestManager
@@ -82,7 +83,9 @@ class TableInfo:
     profile_id: int = 0
     action_ids: dict[str, int] = field(default_factory=dict)
     single: bool = False  # one exact or LPM field: decode_match's fast path
-    fast_insert: bool = False  # single, direct and not const: insert_simple applies
+    fast_insert: bool = False  # single, direct and not const: insert_wire applies
+    # the serialized FieldMatch's field_id of the single field (insert_wire's check)
+    field_head: bytes = b""
     # serialized TableAction -> validated ActionCall, shared by the entries using it
     call_cache: dict[bytes, Any] = field(default_factory=dict)
     # (action name, args) -> serialized TableAction, for reads
@@ -232,6 +235,8 @@ class PipelineConfig:
             info = tables[table.preamble.id]
             info.fast_insert = info.single and not info.profile_id and not info.is_const \
                 and not engine.immutable
+            if info.single:
+                info.field_head = b"\x08" + varint(ordered[0].id)
         return tables
 
     def _profiles(self) -> dict[int, ProfileInfo]:

@@ -31,7 +31,7 @@ from .errors import (
 )
 from .packetio import packet_in_message, packet_out_frame
 from .readsink import ReadSink
-from .table_entries import insert_simple, write_table_entry
+from .table_entries import insert_wire, write_table_entry
 from .table_read import read_table_entries
 from .transaction import apply_all_or_none
 
@@ -202,11 +202,8 @@ class P4RuntimeServicer(p4runtime_pb2_grpc.P4RuntimeServicer):
     def _apply(config: PipelineConfig, updates: Any, batch: BatchErrors) -> None:
         results = batch.results
         for update in updates:
-            entity = update.entity
-            kind = entity.WhichOneof("entity")
-            if kind == "table_entry" and update.type == INSERT and \
-                    insert_simple(config, entity.table_entry):
-                results.append(None)  # the common case, done inline
+            if insert_wire(config, update.SerializeToString()):
+                results.append(None)  # the common case, done inline from its bytes
                 continue
             try:
                 P4RuntimeServicer.apply_one(config, update)

@@ -6,6 +6,7 @@ from typing import Any
 
 from p4protos import p4runtime_pb2
 from p4protos.bytestrings import bytes_to_int
+from p4protos.wire import read_varint
 from p4switch.engine import (
     ActionCall,
     ConstTable,
@@ -242,35 +243,114 @@ def encode_meter_config(meter: MeterConfig, out: Any) -> None:
 CALL_CACHE_LIMIT = 4096  # distinct actions remembered per table (then forgotten at once)
 
 
-def insert_simple(config: PipelineConfig, entry: Any) -> bool:
-    """INSERT of the common shape -- one exact/LPM field, a direct action, nothing
-    else set -- done inline; False (nothing changed) sends the update through
-    ``write_table_entry`` and its full checks instead.
+LPM_BODY, EXACT_BODY, VALUE, PREFIX_LEN = 0x22, 0x12, 0x0A, 0x10  # FieldMatch tags
+INSERT_ENTITY = b"\x08\x01\x12"  # Update.type = INSERT, then Update.entity
+TABLE_ENTRY, TABLE_ID, ENTRY_MATCH, ENTRY_ACTION = 0x12, 0x08, 0x12, 0x1A
 
-    Batches repeat few distinct actions (all ECMP groups of one size, say), so the
-    validated call is cached under the TableAction's wire bytes: one serialisation
-    instead of decoding each parameter again.
+
+def insert_wire(config: PipelineConfig, raw: bytes) -> bool:
+    """INSERT of the common shape -- one exact/LPM field, a direct action, nothing
+    else set -- done inline from the serialized p4.v1.Update (``SerializeToString``
+    of the parsed update: fields in number order, defaults left out), without a
+    Python object per field.  Only the exact layout of an INSERT whose TableEntry has
+    table_id, one FieldMatch and a TableAction -- nothing else, not even an unknown
+    field -- is taken; the field is checked as ``_single_field`` does and the action
+    through the same call cache.  False (nothing changed) means: take the full path.
+    Lengths and ids below 128 (one-byte varints) are read inline.  Batches repeat few
+    distinct actions (all ECMP groups of one size, say), so the validated call is
+    cached under the TableAction's wire bytes, sliced from the update's.
     """
-    info = config.tables.get(entry.table_id)
-    if info is None or not info.fast_insert or len(entry.ListFields()) != 3:
-        return False  # anything besides table_id, match and action takes the full path
-    match = entry.match
-    if len(match) != 1:
+    try:
+        if raw[:3] != INSERT_ENTITY:
+            return False
+        size = raw[3]
+        if size < 0x80:
+            pos = 4
+        else:
+            size, pos = read_varint(raw, 3)
+        end = len(raw)
+        if pos + size != end or raw[pos] != TABLE_ENTRY:
+            return False
+        size = raw[pos + 1]
+        if size < 0x80:
+            pos += 2
+        else:
+            size, pos = read_varint(raw, pos + 1)
+        if pos + size != end or raw[pos] != TABLE_ID:
+            return False
+        table_id = raw[pos + 1]
+        if table_id < 0x80:
+            pos += 2
+        else:
+            table_id, pos = read_varint(raw, pos + 1)
+        info = config.tables.get(table_id)
+        if info is None or not info.fast_insert or raw[pos] != ENTRY_MATCH:
+            return False
+        size = raw[pos + 1]
+        if size < 0x80:
+            pos += 2
+        else:
+            size, pos = read_varint(raw, pos + 1)
+        match_end = pos + size
+        head = info.field_head
+        if raw[pos:pos + len(head)] != head:
+            return False
+        pos += len(head)
+        spec = info.ordered[0]
+        kind = raw[pos]
+        size = raw[pos + 1]
+        if size < 0x80:
+            pos += 2
+        else:
+            size, pos = read_varint(raw, pos + 1)
+        if pos + size != match_end or raw[pos] != VALUE:
+            return False
+        size = raw[pos + 1]
+        if size < 0x80:
+            pos += 2
+        else:
+            size, pos = read_varint(raw, pos + 1)
+        value = int.from_bytes(raw[pos:pos + size], "big")
+        pos += size
+        width = spec.bitwidth
+        if value >> width:
+            return False
+        if kind == LPM_BODY and spec.match_type == LPM:
+            if raw[pos] != PREFIX_LEN:
+                return False
+            length = raw[pos + 1]
+            if length < 0x80:
+                pos += 2
+            else:
+                length, pos = read_varint(raw, pos + 1)
+            if not 0 < length <= width or value & ((1 << (width - length)) - 1):
+                return False
+            key: tuple[Any, ...] = ((value, length),)
+        elif kind == EXACT_BODY and spec.match_type == EXACT:
+            key = (value,)
+        else:
+            return False
+        if pos != match_end or raw[pos] != ENTRY_ACTION:
+            return False
+        size = raw[pos + 1]
+        if size < 0x80:
+            pos += 2
+        else:
+            size, pos = read_varint(raw, pos + 1)
+        if pos + size != end:
+            return False
+        action = raw[pos:]
+    except (IndexError, ValueError):
         return False
-    key = _single_field(info.ordered[0], match[0])
-    if key is None:
-        return False
-    table_action = entry.action
-    raw = table_action.SerializeToString()
     cache = info.call_cache
-    call = cache.get(raw)
+    call = cache.get(action)
     if call is None:
-        call = _simple_call(info, table_action)
+        call = _simple_call(info, p4runtime_pb2.TableAction.FromString(action))
         if call is None:
             return False
         if len(cache) >= CALL_CACHE_LIMIT:
             cache.clear()
-        cache[raw] = call
+        cache[action] = call
     try:
         info.table.insert(key, call, 0, trusted=True)
     except (DuplicateEntry, TableFull):
