@@ -203,6 +203,8 @@ class Calculation:
         self.algo = algo
         self.hash = make_hash(algo)
         self.build = build
+        self.build_lines: list[str] = []  # build's body over p, f and v, for inlining
+        self.result_source = "out"  # the built input after build_lines
 
     def __call__(self, packet: Any) -> int:
         return self.hash(self.build(packet))
@@ -211,10 +213,15 @@ class Calculation:
 def compile_calculation(layout: Layout, ns: Namespace, calc: dict[str, Any]) -> Calculation:
     """A BMv2 JSON ``calculations`` entry (or an action selector's input) compiled: its
     fields, constants, headers and payload packed bit by bit as BMv2 does, then hashed."""
-    body = ["f = p.f", "v = p.v", "acc = 0", "n = 0"]
+    body = ["acc = 0", "n = 0"]
     payload = False
+    run: list[tuple[str, int]] = []  # consecutive fields of one guard, packed in one line
+    guard = ""
     for element in calc.get("input", []):
         kind, value = element["type"], element.get("value")
+        if kind != "field" and run:
+            body.append(_packed(guard, run))
+            run = []
         if kind == "field":
             header = layout.header(value[0])
             info = layout.field(value[0], value[1])
@@ -224,8 +231,12 @@ def compile_calculation(layout: Layout, ns: Namespace, calc: dict[str, Any]) -> 
                 term = f"(f[{info.slot}] & {info.mask:#x})" if info.signed \
                     else f"f[{info.slot}]"
                 width = info.bitwidth
-            line = f"acc = (acc << {width}) | {term}; n += {width}"
-            body.append(line if header.metadata else f"if v[{header.index}]: {line}")
+            this_guard = "" if header.metadata else f"v[{header.index}]"
+            if run and this_guard != guard:
+                body.append(_packed(guard, run))
+                run = []
+            guard = this_guard
+            run.append((term, width))
         elif kind == "hexstr":
             width = int(element["bitwidth"])
             constant = parse_hexstr(value) & ((1 << width) - 1)
@@ -239,7 +250,24 @@ def compile_calculation(layout: Layout, ns: Namespace, calc: dict[str, Any]) -> 
             payload = True
         else:
             raise ConfigError(f"calculation '{calc['name']}': unsupported input '{kind}'")
+    if run:
+        body.append(_packed(guard, run))
     body += ["pad = -n % 8", "out = (acc << pad).to_bytes((n + pad) // 8, 'big')"]
-    body.append("return out + p.data[p.off:]" if payload else "return out")
-    build = ns.function(f"calc_input_{identifier(calc['name'])}", "p", body)
-    return Calculation(calc["name"], calc["algo"], build)
+    result = "out + p.data[p.off:]" if payload else "out"
+    build = ns.function(f"calc_input_{identifier(calc['name'])}", "p",
+                        ["f = p.f", "v = p.v"] + body + [f"return {result}"])
+    calculation = Calculation(calc["name"], calc["algo"], build)
+    calculation.build_lines, calculation.result_source = body, result
+    return calculation
+
+
+def _packed(guard: str, run: list[tuple[str, int]]) -> str:
+    """One line appending the fields of ``run`` (term, width) to ``acc``, under ``guard``."""
+    total = sum(width for _term, width in run)
+    shift = total
+    parts = []
+    for term, width in run:
+        shift -= width
+        parts.append(f"({term} << {shift})" if shift else term)
+    line = f"acc = (acc << {total}) | {' | '.join(parts)}; n += {total}"
+    return f"if {guard}: {line}" if guard else line
