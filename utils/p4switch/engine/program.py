@@ -75,7 +75,7 @@ class Program:
         self.ns = ns = Namespace()
         self.codec = HeaderCodec(layout, layout.error_code("PacketTooShort"),
                                  layout.error_code("ParserInvalidArgument"),
-                                 layout.error_code("HeaderTooShort"))
+                                 layout.error_code("HeaderTooShort"), ns.names)
         self.registers = {r["name"]: RegisterArray(r["name"], r["size"], r["bitwidth"])
                           for r in program.get("register_arrays", [])}
         self.counters = {c["name"]: CounterArray(c["name"], c.get("size", 0),
