@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import random
+import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -214,13 +215,14 @@ def compile_calculation(layout: Layout, ns: Namespace, calc: dict[str, Any]) -> 
     """A BMv2 JSON ``calculations`` entry (or an action selector's input) compiled: its
     fields, constants, headers and payload packed bit by bit as BMv2 does, then hashed."""
     body = ["acc = 0", "n = 0"]
+    runs: list[tuple[str, list[tuple[str, int]]] | None] = []  # for the bytes form
     payload = False
     run: list[tuple[str, int]] = []  # consecutive fields of one guard, packed in one line
     guard = ""
     for element in calc.get("input", []):
         kind, value = element["type"], element.get("value")
         if kind != "field" and run:
-            body.append(_packed(guard, run))
+            _flush(body, runs, guard, run)
             run = []
         if kind == "field":
             header = layout.header(value[0])
@@ -233,15 +235,17 @@ def compile_calculation(layout: Layout, ns: Namespace, calc: dict[str, Any]) -> 
                 width = info.bitwidth
             this_guard = "" if header.metadata else f"v[{header.index}]"
             if run and this_guard != guard:
-                body.append(_packed(guard, run))
+                _flush(body, runs, guard, run)
                 run = []
             guard = this_guard
             run.append((term, width))
         elif kind == "hexstr":
+            runs.append(None)
             width = int(element["bitwidth"])
             constant = parse_hexstr(value) & ((1 << width) - 1)
             body.append(f"acc = (acc << {width}) | {constant:#x}; n += {width}")
         elif kind == "header":
+            runs.append(None)
             header = layout.header(value)
             body += [f"if v[{header.index}]:",
                      f"    _x, _w = _hvalue(p, {header.index})",
@@ -251,14 +255,57 @@ def compile_calculation(layout: Layout, ns: Namespace, calc: dict[str, Any]) -> 
         else:
             raise ConfigError(f"calculation '{calc['name']}': unsupported input '{kind}'")
     if run:
-        body.append(_packed(guard, run))
-    body += ["pad = -n % 8", "out = (acc << pad).to_bytes((n + pad) // 8, 'big')"]
+        _flush(body, runs, guard, run)
+    packed = _bytes_lines(ns, runs)
+    if packed is not None:
+        body = packed
+    else:
+        body += ["pad = -n % 8", "out = (acc << pad).to_bytes((n + pad) // 8, 'big')"]
     result = "out + p.data[p.off:]" if payload else "out"
     build = ns.function(f"calc_input_{identifier(calc['name'])}", "p",
                         ["f = p.f", "v = p.v"] + body + [f"return {result}"])
     calculation = Calculation(calc["name"], calc["algo"], build)
     calculation.build_lines, calculation.result_source = body, result
     return calculation
+
+
+def _flush(body: list[str], runs: list[Any], guard: str, run: list[tuple[str, int]]) -> None:
+    """Append the packing line of ``run`` to ``body`` and the run to ``runs``."""
+    body.append(_packed(guard, run))
+    runs.append((guard, run))
+
+
+STRUCT_CODES = {8: "B", 16: "H", 32: "I", 64: "Q"}
+
+
+def _bytes_lines(ns: Namespace, runs: list[Any]) -> list[str] | None:
+    """The input built as bytes, one ``struct`` pack per run of fields, when every
+    element is a field and every run cuts into 8/16/32/64-bit groups (so each run is
+    whole bytes and packing bit by bit gives the same bytes); else None."""
+    if not runs or any(r is None for r in runs):
+        return None
+    lines = ["out = b''"]
+    for guard, run in runs:
+        codes, args, members, width = [], [], [], 0
+        for term, bits in run:
+            members.append((term, bits))
+            width += bits
+            if width in STRUCT_CODES:
+                shift, parts = width, []
+                for member, member_bits in members:
+                    shift -= member_bits
+                    parts.append(f"({member} << {shift})" if shift else member)
+                codes.append(STRUCT_CODES[width])
+                args.append(" | ".join(parts))
+                members, width = [], 0
+            elif width > 64:
+                return None
+        if members:
+            return None
+        packer = ns.bind(struct.Struct("!" + "".join(codes)).pack, "_PACK")
+        line = f"out += {packer}({', '.join(args)})"
+        lines.append(f"if {guard}: {line}" if guard else line)
+    return lines
 
 
 def _packed(guard: str, run: list[tuple[str, int]]) -> str:
