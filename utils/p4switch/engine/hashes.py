@@ -10,9 +10,11 @@ driven here because the standard library has no reflected 16-bit CRC.
 
 from __future__ import annotations
 
+import array
 import binascii
 import random
 import struct
+import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,11 +83,31 @@ class Crc:
         self._table = tuple(table)
         self._byte_map = tuple(_reflect(b, 8) for b in range(256)) if config.reflect_data \
             else tuple(range(256))
+        self._pairs: tuple[int, ...] | None = None  # 16-bit reflected: two bytes a step
+
+    def _pair_table(self) -> tuple[int, ...]:
+        """For a reflected 16-bit CRC: the remainder after two zero bytes, per remainder
+        (the two data bytes are XORed into the remainder first, little end first)."""
+        table = self._table
+        step = [table[r & 0xFF] ^ (r >> 8) for r in range(1 << 16)]
+        self._pairs = tuple(step[r] for r in step)
+        return self._pairs
 
     def __call__(self, data: bytes) -> int:
         config = self.config
         table = self._table
         remainder = self._initial
+        if self._reflected and config.width == 16 and len(data) > 3:
+            pairs = self._pairs or self._pair_table()
+            even = len(data) & ~1
+            words = array.array("H", data[:even])
+            if sys.byteorder != "little":
+                words.byteswap()
+            for word in words:
+                remainder = pairs[remainder ^ word]
+            if even != len(data):
+                remainder = table[(remainder ^ data[-1]) & 0xFF] ^ (remainder >> 8)
+            return remainder ^ config.final_xor
         if self._reflected:
             for byte in data:
                 remainder = table[(remainder ^ byte) & 0xFF] ^ (remainder >> 8)
