@@ -265,9 +265,11 @@ class ActionCompiler:
         return lines + ["    " + line for line in self._store(params[0], "_randint(_lo, _hi)")]
 
     def p_modify_field_with_hash_based_offset(self, params: list[dict[str, Any]]) -> list[str]:
-        calc, _ = self._object("calculation", params[2])
+        _, calc = self._object("calculation", params[2])
+        hash_fn, build = self.ns.bind(calc.hash, "_HASH"), self.ns.bind(calc.build, "_BUILD")
         lines = [f"_sz = {self._data(params[3])} or 1"]
-        return lines + self._store(params[0], f"{calc}(p) % _sz + {self._data(params[1])}")
+        return lines + self._store(params[0],
+                                   f"{hash_fn}({build}(p)) % _sz + {self._data(params[1])}")
 
     # -- primitives: headers and stacks ---------------------------------------
     def p_add_header(self, params: list[dict[str, Any]]) -> list[str]:

@@ -26,6 +26,7 @@ class Checksum:
         self.condition = condition
         self.verify = verify
         self.update = update
+        self.condition_source: str | None = None  # the condition over f and v, if any
 
     def verify_ok(self, p: Any) -> bool:
         """False only if the target header is valid, the condition holds and the
@@ -52,9 +53,29 @@ def compile_checksum(layout: Layout, ns: Namespace, exprs: ExpressionCompiler,
     if info is None:
         raise ConfigError(f"checksum '{spec['name']}': bad target")
     condition = None
+    source = None
     if spec.get("if_cond"):
+        source = exprs.boolean(spec["if_cond"])
         condition = ns.function(f"cksum_cond_{identifier(spec['name'])}", "p", [
-            "f = p.f", "v = p.v", f"return {exprs.boolean(spec['if_cond'])}"])
-    return Checksum(spec["name"], calculations[spec["calculation"]], info.slot,
-                    info.mask, layout.header(header).index, condition,
-                    spec.get("verify", True), spec.get("update", True))
+            "f = p.f", "v = p.v", f"return {source}"])
+    checksum = Checksum(spec["name"], calculations[spec["calculation"]], info.slot,
+                        info.mask, layout.header(header).index, condition,
+                        spec.get("verify", True), spec.get("update", True))
+    checksum.condition_source = source
+    return checksum
+
+
+def update_lines(ns: Namespace, checksums: list[Checksum]) -> list[str]:
+    """Source lines (over p, f and v) updating ``checksums`` in order, as
+    ``Checksum.apply_update`` does, with each calculation's input built inline."""
+    lines: list[str] = []
+    for checksum in checksums:
+        calc = checksum.calculation
+        hash_fn = ns.bind(calc.hash, "_HASH")
+        body = calc.build_lines + [f"f[{checksum.slot}] = {hash_fn}({calc.result_source})"
+                                   f" & {checksum.mask:#x}"]
+        if checksum.condition_source is None:
+            lines += body
+        else:
+            lines += [f"if {checksum.condition_source}:"] + ["    " + line for line in body]
+    return lines

@@ -180,6 +180,7 @@ class ControlCompiler:
 
     def compile_conditional(self, node: ConditionalNode, expression: dict[str, Any]) -> None:
         test_source = self.exprs.boolean(expression)
+        node.test_source = test_source  # type: ignore[attr-defined]
         node.test = self.ns.function("test_" + identifier(node.name), "p",
                                      ["f = p.f", "v = p.v", f"return {test_source}"])
         true_next = self.ns.bind(node.true_next, "_N") if node.true_next else "None"
@@ -195,6 +196,92 @@ def resolve_next(nodes: dict[str, Node], name: str | None, owner: str) -> Node |
         return nodes[name]
     except KeyError:
         raise ConfigError(f"'{owner}' refers to unknown control node '{name}'") from None
+
+
+class ControlFuser:
+    """Fuses a control's nodes into one function ``control(p)`` for the untraced path.
+
+    Conditionals become ``if``/``else``, tables their lookup, counting and action call
+    inline; a table whose next node depends on the action, or a graph deeper or larger
+    than the limits, continues through ``apply_control`` from that node.  ``may_exit``:
+    some action of the program calls ``exit`` (then every action call is followed by a
+    test of ``p.exit``, as ``apply_control`` tests it before every node).
+    """
+
+    MAX_NODES = 96
+    MAX_DEPTH = 24
+
+    def __init__(self, ns: Namespace, may_exit: bool) -> None:
+        self.ns = ns
+        self.may_exit = may_exit
+        self.emitted = 0
+
+    def fuse(self, name: str, init: Node | None) -> Callable[[Any], None]:
+        """The fused function of the control starting at ``init``."""
+        self.emitted = 0
+        body = ["f = p.f", "v = p.v"] + self._node(init, 0)
+        return self.ns.function("control_" + identifier(name), "p", body)
+
+    def _rest(self, node: Node | None) -> list[str]:
+        if node is None:
+            return ["return"]
+        apply = self.ns.bind(apply_control, "_APPLY")
+        return [f"return {apply}({self.ns.bind(node, '_N')}, p)"]
+
+    def _node(self, node: Node | None, depth: int) -> list[str]:
+        if node is None:
+            return ["return"]
+        if depth > self.MAX_DEPTH or self.emitted >= self.MAX_NODES:
+            return self._rest(node)
+        self.emitted += 1
+        if isinstance(node, ConditionalNode):
+            return ([f"if {node.test_source}:"]  # type: ignore[attr-defined]
+                    + indent(self._node(node.true_next, depth + 1))
+                    + ["else:"] + indent(self._node(node.false_next, depth + 1)))
+        if isinstance(node, TableNode):
+            return self._table(node, depth)
+        return self._rest(node)
+
+    def _table(self, node: TableNode, depth: int) -> list[str]:
+        table = node.table
+        t = self.ns.bind(table, "_T")
+        n = self.ns.bind(node, "_N")
+        lines = [f"k = {node.key_fn_source}"]  # type: ignore[attr-defined]
+        if table.strategy == "exact":
+            lines.append(f"e = {t}._exact.get(k)")
+        elif table.strategy == "lpm" and len(table.key) == 1:
+            lines += ["e = None", f"for _m, _l, _b in {t}._lpm_levels:",
+                      "    e = _b.get(k & _m)", "    if e is not None:", "        break"]
+        else:
+            lines.append(f"e = {t}.lookup(k)")
+        lines += ["if e is None:", f"    c = {t}.default", "else:"]
+        if node.meter is not None:
+            lines.append(f"    {n}.count(e, p)")
+        elif table.with_counters:
+            counted = self.ns.bind(node.counted, "_CNT")
+            lines += ["    e.packets += 1", "    _n = len(p.data)", "    e.bytes += _n",
+                      f"    {counted}.append((e, _n))"]
+        lines.append("    c = e.call" if table.indirect is None else f"    c = {n}.resolve(e, p)")
+        lines += ["if c is not None:", "    c.action.run(p, c.args)"]
+        if self.may_exit:
+            lines += ["    if p.exit:", "        return"]
+        if node.uses_hit_miss:
+            if node.hit_next is node.miss_next:
+                return lines + self._node(node.hit_next, depth + 1)
+            return (lines + ["if e is not None:"] + indent(self._node(node.hit_next, depth + 1))
+                    + ["else:"] + indent(self._node(node.miss_next, depth + 1)))
+        targets = set(map(id, node.next_by_action.values())) | {id(node.base_default_next)}
+        if len(targets) == 1:
+            target = node.base_default_next if not node.next_by_action \
+                else next(iter(node.next_by_action.values()))
+            return lines + self._node(target, depth + 1)
+        apply = self.ns.bind(apply_control, "_APPLY")
+        return lines + [f"return {apply}({n}.after(c, e is not None), p)"]
+
+
+def indent(lines: list[str]) -> list[str]:
+    """``lines`` one level deeper."""
+    return ["    " + line for line in lines]
 
 
 def apply_control(init: Node | None, p: Any, trace: Trace | None = None) -> None:

@@ -14,12 +14,15 @@ from .layout import Layout
 
 def compile_deparser(layout: Layout, ns: Namespace, codec: HeaderCodec,
                      actions: ActionCompiler,
-                     spec: dict[str, Any] | None) -> Callable[[Any], bytes]:
+                     spec: dict[str, Any] | None, prologue: list[str] | None = None,
+                     function_name: str = "deparse") -> Callable[[Any], bytes]:
     """``deparse(p)``: the bytes of the packet's valid headers (none without a deparser);
-    the caller appends the payload."""
+    the caller appends the payload.  ``prologue``: source lines run first (the
+    checksum updates, for the fused egress)."""
+    body = ["f = p.f", "v = p.v"] + (prologue or [])
     if spec is None:
-        return lambda p: b""
-    body = ["f = p.f", "v = p.v"]
+        return ns.function(function_name, "p", body + ["return b''"]) if prologue \
+            else lambda p: b""
     for primitive in spec.get("primitives", []):
         body.extend(actions.primitive(primitive))
     body.append("out = []")
@@ -31,4 +34,4 @@ def compile_deparser(layout: Layout, ns: Namespace, codec: HeaderCodec,
             emit = codec.emit_source(header)
         body.append(f"if v[{header.index}]: out.append({emit})")
     body.append("return b''.join(out)")
-    return ns.function("deparse", "p", body)
+    return ns.function(function_name, "p", body)

@@ -10,8 +10,11 @@ driven here because the standard library has no reflected 16-bit CRC.
 
 from __future__ import annotations
 
+import array
 import binascii
 import random
+import struct
+import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,11 +83,31 @@ class Crc:
         self._table = tuple(table)
         self._byte_map = tuple(_reflect(b, 8) for b in range(256)) if config.reflect_data \
             else tuple(range(256))
+        self._pairs: tuple[int, ...] | None = None  # 16-bit reflected: two bytes a step
+
+    def _pair_table(self) -> tuple[int, ...]:
+        """For a reflected 16-bit CRC: the remainder after two zero bytes, per remainder
+        (the two data bytes are XORed into the remainder first, little end first)."""
+        table = self._table
+        step = [table[r & 0xFF] ^ (r >> 8) for r in range(1 << 16)]
+        self._pairs = tuple(step[r] for r in step)
+        return self._pairs
 
     def __call__(self, data: bytes) -> int:
         config = self.config
         table = self._table
         remainder = self._initial
+        if self._reflected and config.width == 16 and len(data) > 3:
+            pairs = self._pairs or self._pair_table()
+            even = len(data) & ~1
+            words = array.array("H", data[:even])
+            if sys.byteorder != "little":
+                words.byteswap()
+            for word in words:
+                remainder = pairs[remainder ^ word]
+            if even != len(data):
+                remainder = table[(remainder ^ data[-1]) & 0xFF] ^ (remainder >> 8)
+            return remainder ^ config.final_xor
         if self._reflected:
             for byte in data:
                 remainder = table[(remainder ^ byte) & 0xFF] ^ (remainder >> 8)
@@ -203,6 +226,8 @@ class Calculation:
         self.algo = algo
         self.hash = make_hash(algo)
         self.build = build
+        self.build_lines: list[str] = []  # build's body over p, f and v, for inlining
+        self.result_source = "out"  # the built input after build_lines
 
     def __call__(self, packet: Any) -> int:
         return self.hash(self.build(packet))
@@ -211,10 +236,16 @@ class Calculation:
 def compile_calculation(layout: Layout, ns: Namespace, calc: dict[str, Any]) -> Calculation:
     """A BMv2 JSON ``calculations`` entry (or an action selector's input) compiled: its
     fields, constants, headers and payload packed bit by bit as BMv2 does, then hashed."""
-    body = ["f = p.f", "v = p.v", "acc = 0", "n = 0"]
+    body = ["acc = 0", "n = 0"]
+    runs: list[tuple[str, list[tuple[str, int]]] | None] = []  # for the bytes form
     payload = False
+    run: list[tuple[str, int]] = []  # consecutive fields of one guard, packed in one line
+    guard = ""
     for element in calc.get("input", []):
         kind, value = element["type"], element.get("value")
+        if kind != "field" and run:
+            _flush(body, runs, guard, run)
+            run = []
         if kind == "field":
             header = layout.header(value[0])
             info = layout.field(value[0], value[1])
@@ -224,13 +255,19 @@ def compile_calculation(layout: Layout, ns: Namespace, calc: dict[str, Any]) -> 
                 term = f"(f[{info.slot}] & {info.mask:#x})" if info.signed \
                     else f"f[{info.slot}]"
                 width = info.bitwidth
-            line = f"acc = (acc << {width}) | {term}; n += {width}"
-            body.append(line if header.metadata else f"if v[{header.index}]: {line}")
+            this_guard = "" if header.metadata else f"v[{header.index}]"
+            if run and this_guard != guard:
+                _flush(body, runs, guard, run)
+                run = []
+            guard = this_guard
+            run.append((term, width))
         elif kind == "hexstr":
+            runs.append(None)
             width = int(element["bitwidth"])
             constant = parse_hexstr(value) & ((1 << width) - 1)
             body.append(f"acc = (acc << {width}) | {constant:#x}; n += {width}")
         elif kind == "header":
+            runs.append(None)
             header = layout.header(value)
             body += [f"if v[{header.index}]:",
                      f"    _x, _w = _hvalue(p, {header.index})",
@@ -239,7 +276,67 @@ def compile_calculation(layout: Layout, ns: Namespace, calc: dict[str, Any]) -> 
             payload = True
         else:
             raise ConfigError(f"calculation '{calc['name']}': unsupported input '{kind}'")
-    body += ["pad = -n % 8", "out = (acc << pad).to_bytes((n + pad) // 8, 'big')"]
-    body.append("return out + p.data[p.off:]" if payload else "return out")
-    build = ns.function(f"calc_input_{identifier(calc['name'])}", "p", body)
-    return Calculation(calc["name"], calc["algo"], build)
+    if run:
+        _flush(body, runs, guard, run)
+    packed = _bytes_lines(ns, runs)
+    if packed is not None:
+        body = packed
+    else:
+        body += ["pad = -n % 8", "out = (acc << pad).to_bytes((n + pad) // 8, 'big')"]
+    result = "out + p.data[p.off:]" if payload else "out"
+    build = ns.function(f"calc_input_{identifier(calc['name'])}", "p",
+                        ["f = p.f", "v = p.v"] + body + [f"return {result}"])
+    calculation = Calculation(calc["name"], calc["algo"], build)
+    calculation.build_lines, calculation.result_source = body, result
+    return calculation
+
+
+def _flush(body: list[str], runs: list[Any], guard: str, run: list[tuple[str, int]]) -> None:
+    """Append the packing line of ``run`` to ``body`` and the run to ``runs``."""
+    body.append(_packed(guard, run))
+    runs.append((guard, run))
+
+
+STRUCT_CODES = {8: "B", 16: "H", 32: "I", 64: "Q"}
+
+
+def _bytes_lines(ns: Namespace, runs: list[Any]) -> list[str] | None:
+    """The input built as bytes, one ``struct`` pack per run of fields, when every
+    element is a field and every run cuts into 8/16/32/64-bit groups (so each run is
+    whole bytes and packing bit by bit gives the same bytes); else None."""
+    if not runs or any(r is None for r in runs):
+        return None
+    lines = ["out = b''"]
+    for guard, run in runs:
+        codes, args, members, width = [], [], [], 0
+        for term, bits in run:
+            members.append((term, bits))
+            width += bits
+            if width in STRUCT_CODES:
+                shift, parts = width, []
+                for member, member_bits in members:
+                    shift -= member_bits
+                    parts.append(f"({member} << {shift})" if shift else member)
+                codes.append(STRUCT_CODES[width])
+                args.append(" | ".join(parts))
+                members, width = [], 0
+            elif width > 64:
+                return None
+        if members:
+            return None
+        packer = ns.bind(struct.Struct("!" + "".join(codes)).pack, "_PACK")
+        line = f"out += {packer}({', '.join(args)})"
+        lines.append(f"if {guard}: {line}" if guard else line)
+    return lines
+
+
+def _packed(guard: str, run: list[tuple[str, int]]) -> str:
+    """One line appending the fields of ``run`` (term, width) to ``acc``, under ``guard``."""
+    total = sum(width for _term, width in run)
+    shift = total
+    parts = []
+    for term, width in run:
+        shift -= width
+        parts.append(f"({term} << {shift})" if shift else term)
+    line = f"acc = (acc << {total}) | {' | '.join(parts)}; n += {total}"
+    return f"if {guard}: {line}" if guard else line

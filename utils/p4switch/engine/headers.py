@@ -7,7 +7,9 @@ variable-length field go through the slower run-time helpers.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
+from typing import Any
 
 from .errors import ParserError
 from .layout import HeaderInfo, Layout
@@ -18,8 +20,9 @@ class HeaderCodec:
     """Knows how to extract, emit, validate and move every header of a layout."""
 
     def __init__(self, layout: Layout, too_short: int, invalid_argument: int,
-                 header_too_short: int) -> None:
+                 header_too_short: int, names: dict[str, Any] | None = None) -> None:
         self.layout = layout
+        self.names = names  # the generated code's globals: struct packers go there
         self.too_short = too_short
         self.invalid_argument = invalid_argument
         self.header_too_short = header_too_short
@@ -38,6 +41,9 @@ class HeaderCodec:
         lines = [f"if len(data) - off < {nbytes}: raise _PE({self.too_short}, off)"]
         if nbytes == 0:
             return lines
+        groups = self._groups(header)
+        if groups is not None:
+            return lines + self._unpack_lines(header, groups, base) + [f"off += {nbytes}"]
         lines.append(f"x = int.from_bytes(data[off:off + {nbytes}], 'big')")
         shift = nbytes * 8
         for position, info in enumerate(header.fields):
@@ -66,7 +72,72 @@ class HeaderCodec:
 
     def emit_source(self, header: HeaderInfo) -> str:
         """Source of the header's bytes (fixed-size headers)."""
+        groups = self._groups(header)
+        if groups is not None:
+            args = []
+            for _code, members in groups:
+                parts = []
+                for info, shift in members:
+                    term = f"(f[{info.slot}] & {info.mask:#x})" if info.signed \
+                        else f"f[{info.slot}]"
+                    parts.append(f"({term} << {shift})" if shift else term)
+                args.append(" | ".join(parts))
+            return f"{self._struct(groups)}.pack({', '.join(args)})"
         return f"({self.value_source(header)}).to_bytes({header.fixed_bytes}, 'big')"
+
+    GROUP_CODES = {8: "B", 16: "H", 32: "I", 64: "Q"}
+
+    def _groups(self, header: HeaderInfo) -> list[tuple[str, list[tuple[Any, int]]]] | None:
+        """The header's fields cut into 8/16/32/64-bit groups (struct codes), each field
+        with its shift inside its group; None if they do not cut so (or no names)."""
+        if self.names is None or header.fixed_bits != header.fixed_bytes * 8:
+            return None
+        groups: list[tuple[str, list[tuple[Any, int]]]] = []
+        members: list[Any] = []
+        width = 0
+        for info in header.fields:
+            members.append(info)
+            width += info.bitwidth
+            if width in self.GROUP_CODES:
+                shift, placed = width, []
+                for member in members:
+                    shift -= member.bitwidth
+                    placed.append((member, shift))
+                groups.append((self.GROUP_CODES[width], placed))
+                members, width = [], 0
+            elif width > 64:
+                return None
+        return groups if not members and groups else None
+
+    def _struct(self, groups: list[tuple[str, list[tuple[Any, int]]]]) -> str:
+        """Name of the ``struct.Struct`` of ``groups`` in the generated code's globals."""
+        fmt = "!" + "".join(code for code, _members in groups)
+        name = "_STRUCT_" + fmt[1:]
+        assert self.names is not None
+        if name not in self.names:
+            self.names[name] = struct.Struct(fmt)
+        return name
+
+    def _unpack_lines(self, header: HeaderInfo,
+                      groups: list[tuple[str, list[tuple[Any, int]]]],
+                      base: str | None) -> list[str]:
+        """``extract_lines``' body with one ``unpack_from`` for all groups."""
+        names = [f"_g{index}" for index in range(len(groups))]
+        target = ", ".join(names) + ("," if len(names) == 1 else "")
+        lines = [f"{target} = {self._struct(groups)}.unpack_from(data, off)"]
+        position = 0
+        for name, (code, members) in zip(names, groups):
+            group_bits = 8 * struct.calcsize("!" + code)
+            for info, shift in members:
+                slot = f"f[{base} + {position}]" if base else f"f[{info.slot}]"
+                value = f"{name} >> {shift}" if shift else name
+                if shift + info.bitwidth != group_bits:
+                    value = f"({value}) & {info.mask:#x}"
+                if info.signed:
+                    value = f"_tcm({value}, {info.bitwidth})"
+                lines.append(f"{slot} = {value}")
+                position += 1
+        return lines
 
     def set_valid_source(self, index: str, header: HeaderInfo | None) -> str:
         """Statement marking header ``index`` valid (unions invalidate siblings)."""

@@ -85,10 +85,12 @@ class ParseState:
 class Parser:
     """A compiled parser: ``parse(p)`` fills the PHV from ``p.data``."""
 
-    def __init__(self, states: dict[str, ParseState], init: str | None, no_error: int) -> None:
+    def __init__(self, states: dict[str, ParseState], init: str | None, no_error: int,
+                 fused: Callable[[Any], int] | None = None) -> None:
         self.states = states
         self.init = states[init] if init else None
         self.no_error = no_error
+        self.fast_parse = fused or self.parse  # ``parse`` without a trace, in one function
 
     def parse(self, p: Any, trace: Callable[[str], None] | None = None) -> int:
         """Run the parser, set ``p.off``; returns the P4 error code (NoError if none)."""
@@ -133,7 +135,72 @@ class ParserCompiler:
         init = parser.get("init_state")
         if init is not None and init not in states:
             raise ConfigError(f"parser init state '{init}' does not exist")
-        return Parser(states, init, self.layout.error_code("NoError"))
+        no_error = self.layout.error_code("NoError")
+        return Parser(states, init, no_error, self._fuse(parser, init, no_error))
+
+    def _fuse(self, parser: dict[str, Any], init: str | None,
+              no_error: int) -> Callable[[Any], int] | None:
+        """``parse(p)`` as one function: the states' bodies in a loop dispatching on the
+        state's number (-1 accepts); None when a body would return early."""
+        if init is None:
+            return None
+        numbers = {state["name"]: index for index, state in enumerate(parser["parse_states"])}
+        body = ["f = p.f", "v = p.v", "data = p.data", "off = 0",
+                f"s = {numbers[init]}", "try:", "    while s >= 0:"]
+        keyword = "if"
+        for state in parser["parse_states"]:
+            lines: list[str] = []
+            for op in state.get("parser_ops", []):
+                lines.extend(self._op(op))
+            if any(line.lstrip().startswith("return") for line in lines):
+                return None
+            lines.extend(self._fused_transition(state, numbers))
+            body.append(f"        {keyword} s == {numbers[state['name']]}:")
+            body.extend("            " + line for line in lines)
+            keyword = "elif"
+        body += ["        else:", "            break",
+                 "except _PE as _e:", "    p.off = _e.offset", "    return _e.code",
+                 "p.off = off", f"return {no_error}"]
+        return self.ns.function(f"parse_{identifier(parser.get('name', 'parser'))}", "p", body)
+
+    def _fused_transition(self, state: dict[str, Any], numbers: dict[str, int]) -> list[str]:
+        """The transition of ``state`` as an assignment of the next state's number."""
+        def target(name: str | None) -> int:
+            return -1 if name is None else numbers[name]
+
+        default = -1
+        cases = []
+        for transition in state.get("transitions", []):
+            if transition["type"] == "default":
+                default = target(transition.get("next_state"))
+                break
+            cases.append(transition)
+        key_elements = state.get("transition_key", [])
+        if not cases or not key_elements:
+            return [f"s = {default}"]
+        key_source, widths = self._key(key_elements)
+        lines = [f"k = {key_source}"]
+        if all(c["type"] == "hexstr" and c.get("mask") is None for c in cases):
+            choices: dict[int, int] = {}
+            for case in reversed(cases):  # the first listed case wins
+                choices[parse_hexstr(case["value"])] = target(case.get("next_state"))
+            return lines + [f"s = {self.ns.bind(choices, '_TRN')}.get(k, {default})"]
+        keyword = "if"
+        for case in cases:
+            mask = case.get("mask")
+            if case["type"] == "hexstr":
+                value = parse_hexstr(case["value"])
+                test = f"(k & {parse_hexstr(mask):#x}) == {value & parse_hexstr(mask):#x}" \
+                    if mask is not None else f"k == {value:#x}"
+            else:
+                vset = self.value_sets[case["value"]]
+                if not vset.widths:
+                    vset.widths = widths
+                mask_value = parse_hexstr(mask) if mask is not None else -1
+                test = f"{self.ns.bind(vset, '_VS')}.contains(k, {mask_value:#x})"
+            lines += [f"{keyword} {test}:", f"    s = {target(case.get('next_state'))}"]
+            keyword = "elif"
+        return lines + ["else:", f"    s = {default}"]
 
     # -- one state ----------------------------------------------------------
     def _state(self, state: dict[str, Any], states: dict[str, ParseState]) -> StateFn:

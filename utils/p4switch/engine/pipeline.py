@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .actions import DROP_PORT, AssertionFailed
+from .actions import DROP_PORT
 from .control import apply_control
 from .errors import ConfigError
+from .fastpath import PACKET_ERRORS, build_fast_run
 from .flowcache import FlowCache
 from .megaflow import Learning
 from .packet import (
@@ -134,6 +135,9 @@ class Pipeline:
         self.log_messages: list[str] = []
         self.learning: Learning | None = None  # see process
         self.cache = FlowCache(program)
+        self.fused_ingress = program.fused_controls.get("ingress")
+        self.fused_egress = program.fused_controls.get("egress")
+        self._fast_run = build_fast_run(self, Result)  # _run without trace nor learning
 
     @classmethod
     def from_json(cls, text: bytes | str, start: float = 0.0) -> Pipeline:
@@ -193,11 +197,14 @@ class Pipeline:
         counted = self.program.counted
         counted.clear()
         notes = Learning() if cache is not None and cache.megaflows.enabled else None
-        self.learning = notes  # the parser's path, every output's validity and checksums
-        try:
-            result = self._run(port, frame, now, trace)
-        finally:
-            self.learning = None
+        if notes is None:
+            result = self._fast_run(port, frame, now)
+        else:
+            self.learning = notes  # the parser's path, every output's validity, checksums
+            try:
+                result = self._run(port, frame, now, trace)
+            finally:
+                self.learning = None
         if cache is not None and result.error is None and result.parsed_ok:
             replay = [(entry, size - len(frame)) for entry, size in counted]
             cache.make_room()
@@ -271,21 +278,24 @@ class Pipeline:
         f[meta.instance_type] = NORMAL
         if meta.ingress_global_timestamp is not None:
             f[meta.ingress_global_timestamp] = self._timestamp(p)
-        pending: deque[PacketState] = deque([p])
-        passes = 0
         try:
-            while pending:
-                passes += 1
-                if passes > MAX_PASSES:
-                    result.error = f"more than {MAX_PASSES} resubmit/recirculate passes"
-                    break
-                self._ingress(pending.popleft(), pending, result, trace)
-        except (AssertionFailed, ArithmeticError, IndexError, KeyError, ValueError) as exc:
+            self._drain(deque([p]), result, trace, 0)
+        except PACKET_ERRORS as exc:
             result.error = f"{type(exc).__name__}: {exc}"
             result.outputs.clear()
             if trace:
                 trace(f"Packet dropped: {result.error}")
         return result
+
+    def _drain(self, pending: deque[PacketState], result: Result,
+               trace: Callable[[str], None] | None, passes: int) -> None:
+        """Run the pending packets (resubmitted, recirculated) after ``passes`` passes."""
+        while pending:
+            passes += 1
+            if passes > MAX_PASSES:
+                result.error = f"more than {MAX_PASSES} resubmit/recirculate passes"
+                break
+            self._ingress(pending.popleft(), pending, result, trace)
 
     def _ingress(self, p: PacketState, pending: deque[PacketState], result: Result,
                  trace: Callable[[str], None] | None) -> None:
@@ -319,9 +329,17 @@ class Pipeline:
                     trace(f"Checksum '{checksum.name}' is not correct")
         if meta.checksum_error is not None:
             f[meta.checksum_error] = checksum_error
-        apply_control(self.ingress, p, trace)
+        if trace is None and self.fused_ingress is not None:
+            self.fused_ingress(p)
+        else:
+            apply_control(self.ingress, p, trace)
         p.exit = False
-        egress_spec = f[meta.egress_spec]
+        self._ingress_tail(p, f[meta.egress_spec], pending, result, trace)
+
+    def _ingress_tail(self, p: PacketState, egress_spec: int, pending: deque[PacketState],
+                      result: Result, trace: Callable[[str], None] | None) -> None:
+        """After the ingress control: clones, digests, resubmission, multicast, egress."""
+        program, meta, f = self.program, self.meta, p.f
         if p.clone_session:
             self._clone_ingress(p, pending, result, trace)
         if p.digest:
@@ -363,7 +381,7 @@ class Pipeline:
 
     def _egress(self, p: PacketState, port: int, pending: deque[PacketState], result: Result,
                 trace: Callable[[str], None] | None) -> None:
-        program, meta, f = self.program, self.meta, p.f
+        meta, f = self.meta, p.f
         if trace:
             trace(f"Egress port is {port}")
         f[meta.egress_port] = port
@@ -374,8 +392,17 @@ class Pipeline:
             f[meta.egress_global_timestamp] = now
         if meta.enq_timestamp is not None:
             f[meta.enq_timestamp] = now
-        apply_control(self.egress, p, trace)
+        if trace is None and self.fused_egress is not None:
+            self.fused_egress(p)
+        else:
+            apply_control(self.egress, p, trace)
         p.exit = False
+        self._egress_tail(p, port, pending, result, trace)
+
+    def _egress_tail(self, p: PacketState, port: int, pending: deque[PacketState],
+                     result: Result, trace: Callable[[str], None] | None) -> None:
+        """After the egress control: clones, drop, checksums, deparser, recirculation."""
+        program, meta, f = self.program, self.meta, p.f
         if p.clone_session:
             self._clone_egress(p, pending, result, trace)
         if f[meta.egress_spec] == DROP_PORT:

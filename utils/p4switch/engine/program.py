@@ -13,8 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 from .actions import ActionCompiler
-from .checksums import compile_checksum
-from .control import ConditionalNode, ControlCompiler, Node, TableNode, resolve_next
+from .checksums import compile_checksum, update_lines
+from .control import (
+    ConditionalNode,
+    ControlCompiler,
+    ControlFuser,
+    Node,
+    TableNode,
+    resolve_next,
+)
 from .deparser import compile_deparser
 from .errors import ConfigError, InvalidEntry
 from .expressions import ExpressionCompiler, Namespace, parse_hexstr
@@ -68,7 +75,7 @@ class Program:
         self.ns = ns = Namespace()
         self.codec = HeaderCodec(layout, layout.error_code("PacketTooShort"),
                                  layout.error_code("ParserInvalidArgument"),
-                                 layout.error_code("HeaderTooShort"))
+                                 layout.error_code("HeaderTooShort"), ns.names)
         self.registers = {r["name"]: RegisterArray(r["name"], r["size"], r["bitwidth"])
                           for r in program.get("register_arrays", [])}
         self.counters = {c["name"]: CounterArray(c["name"], c.get("size", 0),
@@ -119,6 +126,16 @@ class Program:
         deparsers = program["deparsers"]
         self.deparse = compile_deparser(layout, ns, self.codec, self.actions_compiler,
                                         deparsers[0] if deparsers else None)
+        # The untraced path: each control in one function, and the checksum updates
+        # with the deparser (``emit``).
+        may_exit = any(prim["op"] == "exit" for action in program.get("actions", [])
+                       for prim in action.get("primitives", []))
+        fuser = ControlFuser(ns, may_exit)
+        self.fused_controls = {name: fuser.fuse(name, init)
+                               for name, init in self.controls.items()}
+        self.emit = compile_deparser(layout, ns, self.codec, self.actions_compiler,
+                                     deparsers[0] if deparsers else None,
+                                     update_lines(ns, self.update_checksums), "emit")
 
     def _field_slots(self, elements: list[dict[str, Any]]) -> list[tuple[str, int]]:
         slots = []
