@@ -13,6 +13,7 @@ point, so the result is the same as ``_run``'s.
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,10 @@ from .actions import DROP_PORT, AssertionFailed
 from .packet import NORMAL, PacketState
 
 # What a packet may raise that drops it (``Result.error``) instead of the switch.
-PACKET_ERRORS = (AssertionFailed, ArithmeticError, IndexError, KeyError, ValueError)
+# what a packet can raise: the packet is dropped with the cause (struct.error: a header
+# written with struct.pack, should a value ever exceed its field's width)
+PACKET_ERRORS = (AssertionFailed, ArithmeticError, IndexError, KeyError, ValueError,
+                 struct.error)
 
 
 def build_fast_run(pipe: Any, result_type: type) -> Callable[[int, bytes, float], Any]:
