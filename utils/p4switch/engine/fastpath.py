@@ -21,9 +21,8 @@ from typing import Any
 from .actions import DROP_PORT, AssertionFailed
 from .packet import NORMAL, PacketState
 
-# What a packet may raise that drops it (``Result.error``) instead of the switch.
-# what a packet can raise: the packet is dropped with the cause (struct.error: a header
-# written with struct.pack, should a value ever exceed its field's width)
+# What a packet may raise that drops it (``Result.error``) instead of the switch;
+# struct.error: a header written with struct.pack, should a value exceed its width.
 PACKET_ERRORS = (AssertionFailed, ArithmeticError, IndexError, KeyError, ValueError,
                  struct.error)
 
