@@ -539,7 +539,7 @@ class Reprogrammer(Load):
             self.errors[str(error).splitlines()[0][:200]] += 1
             return None
         self.push_seconds.append(pushed - start)
-        drop = self.info.action("drop").preamble.id
+        drop = self.info.action("MyIngress.drop").preamble.id
         group = self.info.table("ecmp_group").preamble.id
         if entries != self.expected or not any(
                 d.table_id == group and d.action.action.action_id == drop for d in defaults):
@@ -766,7 +766,7 @@ def run(config: Config, out: Callable[[str], None] = print) -> Report:
         report.threads_before, report.rss_before_kib = proc_status(switch.pid)
         out(f"after the warm-up: switch RSS {report.rss_before_kib / MIB:.1f} MiB, "
             f"{report.threads_before} threads")
-        last_report = (began + config.warmup, 0)
+        last_report = (time.monotonic(), ledger.received)
         end = began + total
         while True:
             now = time.monotonic()
