@@ -24,6 +24,8 @@ from procs import REPO
 sys.path.insert(0, str(REPO / "bench"))
 import soak  # noqa: E402
 
+from p4switch.runtime.service import WORKERS  # noqa: E402
+
 SECONDS, PUSHES = 60.0, 10
 
 
@@ -70,7 +72,7 @@ def test_forwarding_under_control_plane_load_for_60_s() -> None:
     assert all(p.gap is not None and p.gap <= config.gap_target for p in report.pushes), \
         [round((p.gap or 0) * 1000, 1) for p in report.pushes]
     assert report.rss_growth_mib < config.rss_limit_mib
-    assert report.threads_after == report.threads_before
+    assert report.threads_after <= report.threads_before + WORKERS  # the pool, lazily
     # the loads ran, all the time
     assert report.batches >= config.seconds  # at least one insert+delete pair a second
     assert max(report.entities_per_read) == config.batch + 5  # a read saw a whole batch
