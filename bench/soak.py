@@ -857,6 +857,8 @@ def summarize(report: Report) -> str:
     ms = [g * 1000 for g in gaps]
     median = ms[len(ms) // 2] if ms else 0.0
     push_ms = sorted(s * 1000 for s in report.push_seconds)
+    dropped = sorted(p.lost for p in report.pushes)
+    window = sorted((p.end - p.start) * 1000 for p in report.pushes)
     lines = [
         f"sent {report.sent:,} packets at {report.sender_rate:,.0f}/s over {c.flows} flows; "
         f"received {report.received:,}; lost {report.lost}; lost in push windows "
@@ -865,9 +867,14 @@ def summarize(report: Report) -> str:
         f"{report.duplicated}; flows seen {report.flows_seen}/{c.flows}",
         f"push gap (largest inter-arrival gap at h2+h3 overlapping push..rules written): "
         f"median {median:.1f} ms, max {max(ms, default=0.0):.1f} ms (target "
-        f"{c.gap_target * 1000:.0f} ms); SetForwardingPipelineConfig alone median "
-        f"{push_ms[len(push_ms) // 2] if push_ms else 0:.1f} ms; largest gap outside pushes "
-        f"{report.largest_other_gap * 1000:.1f} ms",
+        f"{c.gap_target * 1000:.0f} ms); packets dropped per push: median "
+        f"{dropped[len(dropped) // 2] if dropped else 0}, max {max(dropped, default=0)} "
+        f"(= {max(dropped, default=0) / c.rate * 1000:.1f} ms of traffic); push..rules "
+        f"written median {window[len(window) // 2] if window else 0:.1f} ms, max "
+        f"{max(window, default=0.0):.1f} ms; SetForwardingPipelineConfig alone median "
+        f"{push_ms[len(push_ms) // 2] if push_ms else 0:.1f} ms",
+        f"largest inter-arrival gap outside push windows: {report.largest_other_gap * 1000:.1f} "
+        f"ms (nothing lost in it)",
         f"control plane: {report.batches} x ({c.batch} inserts + {c.batch} deletes), "
         f"{report.reads} reads (slowest {report.read_slowest * 1000:.0f} ms, entities per "
         f"read {sorted(report.entities_per_read)[:1]}..{sorted(report.entities_per_read)[-1:]}), "
