@@ -410,10 +410,12 @@ class SecondController(Load):
     """Every ``interval`` s: a new connection with election id 5 arbitrates, must hear
     it is a backup (the primary being 10, or 20 during a re-programming), and leaves."""
 
-    def __init__(self, address: str, interval: float) -> None:
+    def __init__(self, address: str, interval: float,
+                 context: Callable[[], str] = lambda: "") -> None:
         super().__init__("second-controller")
         self.address = address
         self.interval = interval
+        self.context = context  # what the other controllers were doing, for a failure
 
     def loop(self) -> None:
         due = time.monotonic()
@@ -421,8 +423,10 @@ class SecondController(Load):
             with SwitchConnection("s1-second", self.address, 0,
                                   election_id=(0, SECOND_ID), timeout=10) as second:
                 try:
-                    second.become_primary()
-                    self.errors["the second controller became primary"] += 1
+                    answer = second.become_primary()
+                    self.errors[f"the second controller became primary (answer: primary "
+                                f"{answer.election_id.high}:{answer.election_id.low} "
+                                f"'{answer.status.message}'; {self.context()})"] += 1
                 except NotPrimary as error:
                     if error.primary not in ((0, WRITER_ID), (0, REPROGRAM_ID)):
                         self.errors[str(error)[:200]] += 1
@@ -504,14 +508,23 @@ class Reprogrammer(Load):
                 return
             with self.batches.held():
                 push = self.reprogram()
-                deadline = time.monotonic() + 10
-                while not self.batches.connection.is_primary and time.monotonic() < deadline:
-                    time.sleep(0.001)  # the switch has heard the re-programmer leave
-                if not self.batches.connection.is_primary:
+                if not self.writer_hears(WRITER_ID):  # the switch has seen us leave
                     self.errors["the batch writer did not become primary again"] += 1
             if push is not None:
                 self.pushes.append(push)
                 self.count += 1
+
+    def writer_hears(self, primary: int, timeout: float = 10.0) -> bool:
+        """Wait until the batch writer's stream has said who is primary now (its
+        ``is_primary`` alone may still be the news from before our arbitration)."""
+        writer = self.batches.connection
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if writer.primary_id == (0, primary) and \
+                    writer.is_primary == (primary == WRITER_ID):
+                return True
+            time.sleep(0.001)
+        return False
 
     def reprogram(self) -> Push | None:
         """Connect, become primary, push, write the rules, read back, disconnect."""
@@ -519,6 +532,8 @@ class Reprogrammer(Load):
             with SwitchConnection("s1", self.address, 0, election_id=(0, REPROGRAM_ID),
                                   p4info=self.info, timeout=10) as sw:
                 sw.become_primary()
+                if self.batches.is_alive() and not self.writer_hears(REPROGRAM_ID):
+                    self.errors["the batch writer did not hear of the re-programmer"] += 1
                 start = time.monotonic()
                 if self.mode == "commit":
                     sw.set_pipeline(self.info, self.device_config)
@@ -741,9 +756,17 @@ def run(config: Config, out: Callable[[str], None] = print) -> Report:
         began = time.monotonic()
         batches.start_primary()
         reader = Reader(address, info, config.read_interval)
-        second = SecondController(address, config.second_interval)
         reprogrammer = Reprogrammer(address, info, batches, planned_pushes(began, config),
                                     began + config.warmup, config.push_mode)
+
+        def context() -> str:
+            writer = batches.connection
+            return (f"at {time.monotonic() - began:.3f} s: the batch writer is_primary "
+                    f"{writer.is_primary}, primary_id {writer.primary_id}, "
+                    f"{'held' if batches._hold.is_set() else 'writing'}; "
+                    f"{reprogrammer.count} re-programmings done")
+
+        second = SecondController(address, config.second_interval, context)
         loads: list[Load] = [batches, reader, second, reprogrammer]
         for load in loads[1:]:
             load.start()
