@@ -35,7 +35,8 @@ RSS after the warm-up (which runs every load, one push included).
 
 prints one line per minute and a summary; exit status 1 if anything was lost,
 misdelivered or duplicated, a control-plane call failed, an idle stream was
-closed, a push gap exceeded the target, or RSS grew more than 5 MiB.
+closed, or RSS grew more than 5 MiB (a push gap above the target is reported, with
+how many pushes missed it, but does not fail the run).
 Needs root (namespaces, veths).
 """
 
@@ -47,6 +48,7 @@ import bisect
 import contextlib
 import heapq
 import importlib.util
+import math
 import os
 import random
 import signal
@@ -511,7 +513,6 @@ class Reprogrammer(Load):
                 if not self.writer_hears(WRITER_ID):  # the switch has seen us leave
                     self.errors["the batch writer did not become primary again"] += 1
             if push is not None:
-                self.pushes.append(push)
                 self.count += 1
 
     def writer_hears(self, primary: int, timeout: float = 10.0) -> bool:
@@ -535,23 +536,30 @@ class Reprogrammer(Load):
                 if self.batches.is_alive() and not self.writer_hears(REPROGRAM_ID):
                     self.errors["the batch writer did not hear of the re-programmer"] += 1
                 start = time.monotonic()
+                # listed at once, still open: the ledger may settle packets lost in the
+                # window while this push is still in progress
+                push = Push(start, pushed=math.inf, end=math.inf,
+                            warmup=start < self.warmup_until)
+                self.pushes.append(push)
                 if self.mode == "commit":
                     sw.set_pipeline(self.info, self.device_config)
-                    pushed = time.monotonic()
+                    push.pushed = pushed = time.monotonic()
                     sw.write(self.rules)
                 else:  # save-commit: the old pipeline forwards until COMMIT
                     sw.set_pipeline(self.info, self.device_config, SetRequest.VERIFY_AND_SAVE)
-                    pushed = time.monotonic()
+                    push.pushed = pushed = time.monotonic()
                     sw.write(self.rules)
                     commit = SetRequest(device_id=0, action=SetRequest.COMMIT)
                     commit.election_id.low = REPROGRAM_ID
                     sw.stub.SetForwardingPipelineConfig(commit, timeout=10)
-                end = time.monotonic()
+                push.end = time.monotonic()
                 entries = sorted(e.SerializeToString(deterministic=True)
                                  for e in sw.read_table_entries())
                 defaults = [sw.read_default_entry(t.preamble.id) for t in self.info.proto.tables]
         except (ControllerError, grpc.RpcError) as error:
             self.errors[str(error).splitlines()[0][:200]] += 1
+            if self.pushes and math.isinf(self.pushes[-1].end):
+                self.pushes[-1].end = time.monotonic()  # the window closes anyway
             return None
         self.push_seconds.append(pushed - start)
         drop = self.info.action("MyIngress.drop").preamble.id
@@ -559,7 +567,7 @@ class Reprogrammer(Load):
         if entries != self.expected or not any(
                 d.table_id == group and d.action.action.action_id == drop for d in defaults):
             self.errors["the tables read back are not mycontroller's s1 rules"] += 1
-        return Push(start, pushed, end, warmup=start < self.warmup_until)
+        return push
 
 
 # -- the lab: namespaces, the switch, the traffic -------------------------------------------
@@ -675,9 +683,6 @@ class Report:
             out.append(f"switch RSS grew {self.rss_growth_mib:.1f} MiB (limit {c.rss_limit_mib})")
         if len([p for p in self.pushes if not p.warmup]) != c.push_count:
             out.append(f"{len(self.pushes)} pushes done, {c.push_count} planned")
-        if self.largest_push_gap > c.gap_target:
-            out.append(f"a push gap of {self.largest_push_gap * 1000:.1f} ms "
-                       f"(target {c.gap_target * 1000:.0f} ms)")
         if self.idle_open != c.idle_streams:
             out.append(f"{c.idle_streams - self.idle_open} idle streams were closed")
         out += [f"{count}x {error}" for error, count in self.errors.items()]
@@ -881,6 +886,7 @@ def summarize(report: Report) -> str:
     median = ms[len(ms) // 2] if ms else 0.0
     push_ms = sorted(s * 1000 for s in report.push_seconds)
     dropped = sorted(p.lost for p in report.pushes)
+    over = sum(1 for g in gaps if g > c.gap_target)
     window = sorted((p.end - p.start) * 1000 for p in report.pushes)
     lines = [
         f"sent {report.sent:,} packets at {report.sender_rate:,.0f}/s over {c.flows} flows; "
@@ -890,7 +896,8 @@ def summarize(report: Report) -> str:
         f"{report.duplicated}; flows seen {report.flows_seen}/{c.flows}",
         f"push gap (largest inter-arrival gap at h2+h3 overlapping push..rules written): "
         f"median {median:.1f} ms, max {max(ms, default=0.0):.1f} ms (target "
-        f"{c.gap_target * 1000:.0f} ms); packets dropped per push: median "
+        f"{c.gap_target * 1000:.0f} ms: {over} of {len(ms)} pushes above it); packets "
+        f"dropped per push: median "
         f"{dropped[len(dropped) // 2] if dropped else 0}, max {max(dropped, default=0)} "
         f"(= {max(dropped, default=0) / c.rate * 1000:.1f} ms of traffic); push..rules "
         f"written median {window[len(window) // 2] if window else 0:.1f} ms, max "
