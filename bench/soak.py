@@ -48,6 +48,7 @@ import bisect
 import contextlib
 import heapq
 import importlib.util
+import json
 import math
 import os
 import random
@@ -824,7 +825,7 @@ def run(config: Config, out: Callable[[str], None] = print) -> Report:
             load.stop()
         idle.stop()
         sent_out, sent_err = sender.communicate(timeout=60)
-        summary = __import__("json").loads(sent_out.strip().splitlines()[-1])
+        summary = json.loads(sent_out.strip().splitlines()[-1])
         time.sleep(0.5)  # the last packets reach the receivers
         for process in started:
             stop_process(process)
@@ -855,6 +856,9 @@ def run(config: Config, out: Callable[[str], None] = print) -> Report:
         for stream, _rest in receivers.values():
             stream.close()
         out(summarize(report))
+        if report.failures():  # the switch's own words, before the log goes
+            log_lines = (workdir / "switch.log").read_text(errors="replace").splitlines()
+            out("switch log (last 20 lines):\n" + "\n".join(log_lines[-20:]))
         return report
     finally:
         for process in reversed(started):
