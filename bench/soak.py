@@ -821,8 +821,8 @@ def run(config: Config, out: Callable[[str], None] = print) -> Report:
             if now >= end:
                 break
         report.idle_open = idle.open()
-        for load in loads:
-            load.stop()
+        for load in reversed(loads):  # the batch writer (the primary) last: with it gone,
+            load.stop()  # a second controller arriving would rightly become primary
         idle.stop()
         sent_out, sent_err = sender.communicate(timeout=60)
         summary = json.loads(sent_out.strip().splitlines()[-1])
