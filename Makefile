@@ -7,6 +7,8 @@
 #   make stop   remove exactly what `make run` started
 #   make clean  stop, then remove logs/ and pcaps/
 #   make bench  benchmarks (controller, pipeline push, switch forwarding, memory)
+#   make soak   forwarding under control-plane load, a line per minute (root;
+#               SOAK_SECONDS=600 by default)
 #
 # Variables: BMV2_SWITCH_EXE=simple_switch_grpc|p4switch|PATH picks the switch
 # (default: simple_switch_grpc when on PATH, else our p4switch); NETRUN_ARGS adds
@@ -80,3 +82,10 @@ test: build
 .PHONY: bench
 bench: build
 	$(PY) bench/run.py
+
+# s1 forwards real-shaped traffic while batches, reads, a second controller and
+# mycontroller-style re-programmings run; fails on any loss or RSS growth > 5 MiB.
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: build
+	$(SUDO) $(PY) bench/soak.py --seconds $(SOAK_SECONDS)
