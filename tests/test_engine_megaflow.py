@@ -124,7 +124,7 @@ def same_as_uncached(make: Callable[[], Pipeline], frames: list[tuple[int, bytes
         assert (got.outputs, got.drops, lines) == (want.outputs, want.drops, plain_lines), \
             (number, frame.hex())
     assert counters(cached) == counters(plain) == counters(traced) == counters(traced_plain)
-    assert traced.cache.megaflows.hits <= cached.cache.megaflows.hits
+    assert traced.cache.hits <= cached.cache.hits  # the trace uses megaflows only
     return cached
 
 
@@ -235,7 +235,7 @@ def test_reference_programs_identical_with_and_without_cache(name: str, referenc
             "multicast": lambda: multicast(reference),
             "source_routing": lambda: load(reference, "source_routing")}[name]
     cached = same_as_uncached(make, traffic(flows, 3000, seed=6))
-    assert cached.cache.megaflows.hits > 1000, cached.cache.megaflows.fallbacks
+    assert cached.cache.hits > 1000, cached.cache.megaflows.fallbacks  # exact or megaflow
     if name == "source_routing":  # the stack is not patchable: the exact cache serves it
         assert cached.cache.megaflows.fallbacks.get("header stack extraction", 0) > 0
 

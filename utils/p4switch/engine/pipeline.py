@@ -175,6 +175,14 @@ class Pipeline:
         if cache is not None:
             if cache.generation.value != cache.seen_generation:
                 cache.refresh()
+            key = cache.key(port, frame)  # a frame seen before, byte for byte: cheapest
+            hit = cache.entries.get(key)
+            if hit is not None:
+                cache.hits += 1
+                offset, headers, drops, counted = hit
+                self._replay(counted, len(frame))
+                payload = frame[offset:]
+                return Result([(out, head + payload) for out, head in headers], drops=drops)
             megaflows = cache.megaflows
             if megaflows.shapes and megaflows.enabled:
                 found = megaflows.lookup(port, frame)
@@ -185,14 +193,6 @@ class Pipeline:
                     if counted:
                         self._replay(counted, len(frame))
                     return Result(outputs, drops=drops)
-            key = cache.key(port, frame)
-            hit = cache.entries.get(key)
-            if hit is not None:
-                cache.hits += 1
-                offset, headers, drops, counted = hit
-                self._replay(counted, len(frame))
-                payload = frame[offset:]
-                return Result([(out, head + payload) for out, head in headers], drops=drops)
             cache.misses += 1
         counted = self.program.counted
         counted.clear()
@@ -208,10 +208,10 @@ class Pipeline:
         if cache is not None and result.error is None and result.parsed_ok:
             replay = [(entry, size - len(frame)) for entry, size in counted]
             cache.make_room()
-            if notes is None or not cache.megaflows.learn(port, frame, result.outputs,
-                                                          result.drops, notes, replay):
-                cache.store(key, frame, result.payload_offset, result.outputs, result.drops,
-                            replay)
+            if notes is not None:  # a megaflow for the flow's next packets
+                cache.megaflows.learn(port, frame, result.outputs, result.drops, notes, replay)
+            # and the exact entry, for repeats of this very frame (one per miss)
+            cache.store(key, frame, result.payload_offset, result.outputs, result.drops, replay)
         return result
 
     def _process_traced(self, port: int, frame: bytes, now: float,
