@@ -14,8 +14,10 @@ only when it is full or when its timer fires, and the timer's smallest setting
 is 1 ms, so at low rates every frame waited ~0.5 ms (p50 615 us at 1 kpps).
 V2 wakes the reader per frame when it sleeps, and when it is busy the frames
 simply pile up and are taken in one batch: the batch size adapts to the load
-by itself.  Measured side by side (bench/forwarding.py, load_balance, 64-byte
-TCP, 1,024 flows): see ``RING_NOTES`` below.
+by itself.  Measured side by side (bench/forwarding.py, paced sender, 2026-12-03,
+2 shared cores): V2 137 kpps loss-free on repeated headers, 21 kpps on real-shaped
+TCP, idle latency p50/p99 174/395 us; V3 (before) 162 / 25 kpps, 1,024/6,937 us.
+V2's slots have a fixed size, so a jumbo MTU takes more memory (``ring_geometry``).
 
 Bounded queueing: a switch that falls behind should drop at its ingress, not
 hold seconds of backlog.  Every slot carries the kernel's arrival stamp; when
