@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """``make bench``: every benchmark, one table, anchors measured in the same run.
 
-Writes bench/results/latest.json.  Needs root (namespaces); the forwarding sender needs
-numpy (installed with matplotlib).
+Writes bench/results/latest.json.  Needs root (namespaces) and trafgen.
 """
 
 from __future__ import annotations
