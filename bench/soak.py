@@ -47,7 +47,6 @@ import asyncio
 import bisect
 import contextlib
 import heapq
-import importlib.util
 import json
 import math
 import os
@@ -65,7 +64,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,6 +72,7 @@ import crcmod.predefined  # noqa: E402
 import grpc  # noqa: E402
 from common import BUILD_JSON, BUILD_P4INFO, ENV, REPO, free_ports  # noqa: E402
 
+from netrun.ecmp import load_controller  # noqa: E402
 from p4runtime_lib import (  # noqa: E402
     ControllerError,
     NotPrimary,
@@ -480,15 +479,6 @@ class IdleStreams:
             self.thread.join(10)
 
 
-def load_mycontroller() -> ModuleType:
-    """./mycontroller.py as a module (its rules, without running main)."""
-    spec = importlib.util.spec_from_file_location("mycontroller", REPO / "mycontroller.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class Reprogrammer(Load):
     """mycontroller.py's steps on s1 at the times in ``schedule`` (monotonic), with
     the batches paused; each push's window is recorded."""
@@ -499,7 +489,7 @@ class Reprogrammer(Load):
         self.address, self.info, self.batches = address, info, batches
         self.schedule, self.warmup_until, self.mode = schedule, warmup_until, mode
         self.device_config = BUILD_JSON.read_bytes()
-        self.rules = load_mycontroller().RULES["s1"](info)
+        self.rules = load_controller(REPO).RULES["s1"](info)
         self.expected = sorted(u.entity.table_entry.SerializeToString(deterministic=True)
                                for u in self.rules if u.type == p4runtime_pb2.Update.INSERT)
         self.pushes: list[Push] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import socket
@@ -17,6 +16,7 @@ from types import ModuleType
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
+from netrun.ecmp import load_controller
 from p4runtime_lib import P4Info, SwitchConnection, insert, table_entry
 
 REPO = Path(__file__).resolve().parent.parent
@@ -212,8 +212,4 @@ def expected_out(frame: bytes, port: int) -> bytes:
 
 def load_mycontroller() -> ModuleType:
     """./mycontroller.py imported as a module (its helpers, without running main)."""
-    spec = importlib.util.spec_from_file_location("mycontroller", REPO / "mycontroller.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_controller(REPO)

@@ -18,6 +18,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import crcmod.predefined
 
@@ -45,6 +46,15 @@ def flow_hash(sport: int, src: str = H1, dst: str = "10.0.0.1", proto: int = TCP
               dport: int = DPORT) -> int:
     """BMv2's crc16 of a flow's 5-tuple."""
     return _crc16(five_tuple(sport, src, dst, proto, dport))
+
+
+def load_controller(repo: Path = REPO) -> ModuleType:
+    """``repo/mycontroller.py`` imported as a module: its helpers and RULES, main not run."""
+    spec = importlib.util.spec_from_file_location("mycontroller", repo / "mycontroller.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class RulesError(ValueError):
@@ -81,11 +91,8 @@ class Ecmp:
     @classmethod
     def load(cls, repo: Path = REPO) -> Ecmp:
         """s1's balancing from ``mycontroller.py`` (its rules), P4Info and topology.json."""
-        spec = importlib.util.spec_from_file_location("mycontroller", repo / "mycontroller.py")
-        assert spec is not None and spec.loader is not None
-        controller = importlib.util.module_from_spec(spec)
         try:
-            spec.loader.exec_module(controller)
+            controller = load_controller(repo)
             p4info = P4Info.load(controller.BUILD.p4info)
             topology = load_topology(repo / "topology.json")
         except (OSError, ControllerError, TopologyError) as error:
