@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import array
 import binascii
+import functools
 import random
 import struct
 import sys
@@ -83,22 +84,16 @@ class Crc:
         self._table = tuple(table)
         self._byte_map = tuple(_reflect(b, 8) for b in range(256)) if config.reflect_data \
             else tuple(range(256))
-        self._pairs: tuple[int, ...] | None = None  # 16-bit reflected: two bytes a step
-
-    def _pair_table(self) -> tuple[int, ...]:
-        """For a reflected 16-bit CRC: the remainder after two zero bytes, per remainder
-        (the two data bytes are XORed into the remainder first, little end first)."""
-        table = self._table
-        step = [table[r & 0xFF] ^ (r >> 8) for r in range(1 << 16)]
-        self._pairs = tuple(step[r] for r in step)
-        return self._pairs
+        # 16-bit reflected (crc16, BMv2's default): two bytes a step, with the table
+        # built now and once per process, not on the first packet (it takes ~10 ms)
+        self._pairs = _pair_table(self._table) if self._reflected and width == 16 else None
 
     def __call__(self, data: bytes) -> int:
         config = self.config
         table = self._table
         remainder = self._initial
-        if self._reflected and config.width == 16 and len(data) > 3:
-            pairs = self._pairs or self._pair_table()
+        if self._pairs is not None and len(data) > 3:
+            pairs = self._pairs
             even = len(data) & ~1
             words = array.array("H", data[:even])
             if sys.byteorder != "little":
@@ -119,6 +114,15 @@ class Crc:
         if config.reflect_remainder:
             remainder = _reflect(remainder, config.width)
         return remainder ^ config.final_xor
+
+
+@functools.lru_cache(maxsize=4)
+def _pair_table(table: tuple[int, ...]) -> array.array:
+    """For a reflected 16-bit CRC with byte ``table``: the remainder after two zero
+    bytes, per remainder (the two data bytes are XORed into the remainder first,
+    little end first).  An array of 16-bit values, 128 KiB (a tuple of ints is 2.5 MiB)."""
+    step = array.array("H", [table[r & 0xFF] ^ (r >> 8) for r in range(1 << 16)])
+    return array.array("H", [step[r] for r in step])
 
 
 CRC16_ARC = CrcConfig(16, 0x8005, 0x0000, 0x0000, True, True)
