@@ -59,6 +59,20 @@ def test_ledger_tells_push_windows_from_loss() -> None:
     assert ledger.largest_other_gap == pytest.approx(0.003)  # 49 -> 52
 
 
+@pytest.mark.parametrize("gaps, fails", [
+    ((0.010, 0.020, 0.049), False), ((0.010, 0.020, 0.120), False),  # one late push allowed
+    ((0.010, 0.060, 0.070), True), ((0.051, 0.052, 0.010), True)])
+def test_push_gaps_above_the_target_fail_the_soak(gaps: tuple[float, ...], fails: bool) -> None:
+    config = soak.Config(seconds=1.0, pushes=3)
+
+    def report(values: tuple[float, ...]) -> soak.Report:
+        return soak.Report(config, pushes=[soak.Push(1.0, 1.0, 1.0, False, gap=g)
+                                           for g in values])
+
+    extra = len(report(gaps).failures()) - len(report((0.01, 0.01, 0.01)).failures())
+    assert extra == (1 if fails else 0)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces and veths")
 def test_forwarding_under_control_plane_load_for_60_s() -> None:
     config = soak.Config(seconds=SECONDS, pushes=PUSHES, report_every=20.0)
