@@ -98,18 +98,33 @@ def start_switch(args: list[str], port: int, executable: tuple[str, ...] = P4SWI
 
 
 def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    """SIGTERM, then SIGKILL after 15 s; returns once the process is reaped."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def sh(*command: str, check: bool = True) -> str:
+    """Run a command (ip, ethtool, ...); its stdout, RuntimeError with stderr if it fails."""
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def proc_status(pid: int) -> tuple[int, int]:
+    """(threads, RSS KiB) of a process, from /proc."""
+    fields = dict(line.split(":", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["Threads"]), int(fields["VmRSS"].split()[0])
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    return proc_status(pid)[1]
 
 
 def cpu_ns(pid: int) -> int:

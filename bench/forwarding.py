@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import BUILD_JSON, BUILD_P4INFO, P4SWITCH, Figure, free_ports, start_switch, stop
+from common import BUILD_JSON, BUILD_P4INFO, P4SWITCH, Figure, free_ports, sh, start_switch, stop
 
 from p4runtime_lib import P4Info, SwitchConnection, insert, table_entry
 
@@ -70,13 +70,6 @@ while time.monotonic() < end:
         got[seq] = now
 print(json.dumps(got))
 """
-
-
-def sh(*command: str, check: bool = True) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)}: {result.stderr.strip()}")
-    return result.stdout
 
 
 class Lab:

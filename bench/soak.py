@@ -68,11 +68,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import crcmod.predefined  # noqa: E402
 import grpc  # noqa: E402
-from common import BUILD_JSON, BUILD_P4INFO, ENV, REPO, free_ports  # noqa: E402
+from common import BUILD_JSON, BUILD_P4INFO, ENV, REPO, free_ports, proc_status, sh, stop  # noqa: E402
 
-from netrun.ecmp import load_controller  # noqa: E402
+from netrun.ecmp import flow_hash, load_controller  # noqa: E402
 from p4runtime_lib import (  # noqa: E402
     ControllerError,
     NotPrimary,
@@ -122,13 +121,9 @@ class Config:
 
 # -- expected values, computed independently of the switch -------------------------------
 
-CRC16 = crcmod.predefined.mkCrcFun("crc-16")  # CRC-16/ARC, BMv2's crc16
-
-
 def expected_host(sport: int) -> str:
-    """h2 or h3: crc16(srcAddr, dstAddr, protocol, srcPort, dstPort) mod 2."""
-    key = socket.inet_aton(H1) + socket.inet_aton(VIP) + struct.pack("!BHH", 6, sport, DPORT)
-    return ("h2", "h3")[CRC16(key) % 2]
+    """h2 or h3: crc16(srcAddr, dstAddr, protocol, srcPort, dstPort) mod 2 (crcmod)."""
+    return ("h2", "h3")[flow_hash(sport, H1, VIP, dport=DPORT) % 2]
 
 
 def flow_ports(flows: int, seed: int) -> list[int]:
@@ -563,12 +558,6 @@ class Reprogrammer(Load):
 
 # -- the lab: namespaces, the switch, the traffic -------------------------------------------
 
-def sh(*command: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)}: {result.stderr.strip()}")
-
-
 class Lab:
     """Namespaces PREFIXa/b/c, each with eth0 inside and a veth PREFIXx outside."""
 
@@ -598,23 +587,6 @@ class Lab:
             subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         self.names.clear()
-
-
-def proc_status(pid: int) -> tuple[int, int]:
-    """(threads, RSS KiB) of a process."""
-    fields = dict(line.split(":", 1) for line in
-                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return int(fields["Threads"]), int(fields["VmRSS"].split()[0])
-
-
-def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass
@@ -824,7 +796,7 @@ def run(config: Config, out: Callable[[str], None] = print) -> Report:
         summary = json.loads(sent_out.strip().splitlines()[-1])
         time.sleep(0.5)  # the last packets reach the receivers
         for process in started:
-            stop_process(process)
+            stop(process)
         collect(time.monotonic() + 10)
         report.sent = summary["sent"]
         report.sender_rate = summary["rate"]
@@ -858,9 +830,9 @@ def run(config: Config, out: Callable[[str], None] = print) -> Report:
         return report
     finally:
         for process in reversed(started):
-            stop_process(process)
+            stop(process)
         if switch is not None:
-            stop_process(switch)
+            stop(switch)
         lab.down()
         for path in workdir.iterdir():
             path.unlink()
