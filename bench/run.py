@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """``make bench``: every benchmark, one table, anchors measured in the same run.
 
-Writes bench/results/latest.json.  Needs root (namespaces) and trafgen.
+Writes bench/results/latest.json.  Needs root (namespaces); the forwarding sender needs
+numpy (installed with matplotlib).
 """
 
 from __future__ import annotations

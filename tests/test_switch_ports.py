@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +20,14 @@ from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 from scapy.utils import rdpcap
 
 from p4switch.io.pcap import PcapObserver
-from p4switch.io.ports import DataPlane, Port, PortError
+from p4switch.io.ports import (
+    BATCH_LIMIT,
+    BEHIND_GRACE_MS,
+    DEFAULT_MAX_DELAY_MS,
+    DataPlane,
+    Port,
+    PortError,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for veths")
 IFF_PROMISC = 0x100
@@ -46,14 +55,16 @@ def raw_socket(name: str) -> socket.socket:
 
 
 def receive(port: Port, count: int, timeout: float = 3) -> list[bytes]:
-    """At least ``count`` frames from the ring (ring blocks retire after ~1 ms)."""
+    """At least ``count`` frames from the ring, then whatever else is waiting."""
     frames: list[bytes] = []
     deadline = time.monotonic() + timeout
     while len(frames) < count and time.monotonic() < deadline:
         frames += port.receive_batch()
         time.sleep(0.005)
     time.sleep(0.05)
-    return frames + port.receive_batch()
+    while batch := port.receive_batch():  # a batch holds at most BATCH_LIMIT frames
+        frames += batch
+    return frames
 
 
 def flags(name: str) -> int:
@@ -245,7 +256,7 @@ def test_data_plane_delivers_survives_a_failing_consumer_and_stops(
             time.sleep(0.2)  # a later batch: the failed one does not stop the loop
             sender.send(bytes(Ether(type=0x88B5) / b"last"))
         assert arrived.wait(3)
-        assert [f for _n, f in delivered[:50]] == frames
+        assert [f for _n, f in delivered[:50]] == frames, (warnings, plane.stats())
         assert {n for n, _f in delivered} == {3}
         assert len(warnings) == 1 and "ValueError: boom" in warnings[0]
         time.sleep(0.3)  # flushed after the round, while the switch runs
@@ -316,3 +327,74 @@ def test_a_link_going_down_or_away_is_reported_not_spun_on(veth: tuple[str, str]
     finally:
         plane.stop()
         port.close()
+
+
+# -- bounded queueing ---------------------------------------------------------------------
+
+OVERLOAD_SENDER = r"""
+import json, socket, struct, sys, time
+rate, seconds, probes, gap = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), 0.005
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+sock.bind((sys.argv[1], 0))
+head = bytes.fromhex("080000000100080000000101" "88b5")
+count = int(rate * seconds)
+start = time.perf_counter()
+for seq in range(count):  # kind 0: the overload, paced at RATE
+    sock.send(head + struct.pack("!BIQ", 0, seq, time.time_ns()) + bytes(33))
+    wait = start + (seq + 1) / rate - time.perf_counter()
+    if wait > 0:
+        time.sleep(wait)
+end = time.time_ns()
+for seq in range(probes):  # kind 1: a probe every 5 ms after it
+    time.sleep(gap)
+    sock.send(head + struct.pack("!BIQ", 1, seq, time.time_ns()) + bytes(33))
+print(json.dumps({"sent": count, "end_ns": end}))
+"""
+
+
+def test_a_data_plane_behind_drops_at_ingress_and_recovers_within_100_ms(
+        veth: tuple[str, str]) -> None:
+    """A pipeline taking 50 µs a frame (20 kpps) offered 60 kpps for 2 s: without a
+    bound its ring would fill with 16,384 frames (0.8 s of work).  With it, once the
+    grace is over, no frame is handed over after waiting much more than
+    DEFAULT_MAX_DELAY_MS, the rest are counted as overload drops (said once), and a
+    probe sent 100 ms after the overload comes out at once."""
+    a, b = veth
+    warnings: list[str] = []
+    port = Port(1, a, warn=warnings.append)
+    waited: list[tuple[int, int, int]] = []  # (kind, seq, ns from send to hand-over)
+
+    def slow_pipeline(_number: int, frames: list[bytes]) -> None:
+        for frame in frames:
+            kind, seq, sent = struct.unpack_from("!BIQ", frame, 14)
+            waited.append((kind, seq, time.time_ns() - sent))
+            busy_until = time.perf_counter() + 50e-6
+            while time.perf_counter() < busy_until:
+                pass
+
+    plane = DataPlane([port], slow_pipeline)
+    plane.start()
+    try:
+        sender = subprocess.run([sys.executable, "-c", OVERLOAD_SENDER, b, "60000", "2", "60"],
+                                capture_output=True, text=True, check=True, timeout=60)
+        report = json.loads(sender.stdout)
+        time.sleep(0.5)
+    finally:
+        plane.stop()
+        stats = port.stats()
+        port.close()
+    overload = [(seq, ns) for kind, seq, ns in waited if kind == 0]
+    probes = {seq: ns for kind, seq, ns in waited if kind == 1}
+    bound_ns = DEFAULT_MAX_DELAY_MS * 1e6
+    batch_ns = BATCH_LIMIT * 50e3  # the cut-off is taken once per batch
+    assert stats["overload_drops"] > 10_000  # ~40 kpps too many for 2 s
+    # the ring may overflow during the grace (kernel drops); the veth drops some too
+    assert len(overload) + stats["overload_drops"] + stats["kernel_drops"] <= report["sent"]
+    tolerance = 50e6  # for a busy machine
+    assert max(ns for _seq, ns in overload) < bound_ns + BEHIND_GRACE_MS * 1e6 + tolerance
+    second_half = [ns for seq, ns in overload if seq >= report["sent"] // 2]
+    assert second_half and max(second_half) < bound_ns + batch_ns + tolerance
+    assert sorted(probes) == list(range(60))  # every probe forwarded: none dropped
+    # probe k left 5 ms x (k + 1) after the overload's end; from 100 ms on, at once
+    assert all(probes[seq] < 10e6 for seq in range(20, 60)), probes
+    assert len(warnings) == 1 and "overload drops" in warnings[0]

@@ -27,7 +27,7 @@ import grpc
 
 from .engine import DROP_PORT, ConfigError, Pipeline
 from .io.pcap import PcapObserver
-from .io.ports import DataPlane, Port, PortError
+from .io.ports import BEHIND_GRACE_MS, DEFAULT_MAX_DELAY_MS, DataPlane, Port, PortError
 from .switch import PacketLog, Switch
 
 if TYPE_CHECKING:
@@ -102,6 +102,13 @@ def switch_parser() -> argparse.ArgumentParser:
     for flag in ("--use-files", "--packet-in", "--restore-state"):
         add(flag, metavar="ARG", help="not supported (refused)")
     add("--priority-queues", type=int, metavar="N", help=argparse.SUPPRESS)
+    add("--max-delay-ms", type=float, default=DEFAULT_MAX_DELAY_MS, metavar="MS",
+        help="p4switch only: when the switch has been behind for longer than "
+        f"{BEHIND_GRACE_MS:g} ms (the frames it takes have waited more than MS), it drops "
+        "at ingress, unprocessed, every frame that has waited more than MS until it has "
+        "caught up, and counts them ('overload drops' in the port's counters): an "
+        f"overloaded switch queues MS, not seconds (default {DEFAULT_MAX_DELAY_MS:g}; 0 "
+        "keeps every frame)")
     add("-v", "--version", action="version", version="p4switch (simple_switch_grpc "
         "flags, BMv2 JSON 2.x)")
     return parser
@@ -205,6 +212,9 @@ def check_options(options: argparse.Namespace, target: argparse.Namespace,
         options.json = None
     if options.log_console and options.log_file:
         raise UsageError("--log-console and --log-file are exclusive")
+    if not 0 <= options.max_delay_ms <= 60_000:
+        raise UsageError(f"--max-delay-ms {options.max_delay_ms:g}: must be 0..60000 "
+                         "(0 keeps every frame)")
     for flag in ("use_files", "packet_in", "restore_state"):
         if getattr(options, flag) is not None:
             raise UsageError(f"--{flag.replace('_', '-')} is not supported by p4switch "
@@ -336,7 +346,7 @@ def start(argv: list[str], running: Running) -> Switch:
     print(f"Server listening on {address}", flush=True)
     running.dataplane = DataPlane(running.ports, switch.receive_batch,
                                   after_round=running.pcap.flush if running.pcap else None,
-                                  warn=warn)
+                                  warn=warn, max_delay_ms=options.max_delay_ms)
     running.dataplane.start()
     return switch
 
