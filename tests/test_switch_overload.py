@@ -1,5 +1,13 @@
-"""The switch process overloaded on real veths: it drops at ingress, counts the drops,
-and forwards at once again soon after the overload (issue 9 point 4)."""
+"""The switch process overloaded on real veths: it drops at the port, counts the drops,
+and forwards at once again soon after the overload (issue 9 point 4).
+
+What drops, by design: h1 sends ~200-300 kpps, the switch forwards ~70-150 kpps (megaflow
+hits; less on a loaded machine), so port 1's ring (16,384 slots, also at MTU 9000) is
+full within ~0.1 s and then holds ~110-250 ms of work: from then on the kernel drops at
+the port (kernel drops).  After 500 ms behind the data plane drops at ingress what
+waited more than 20 ms (overload drops) and the queue shrinks to that.  Both are
+counted; the overload drops are what keeps the end of the flood from leaving the ring's
+~0.2 s of backlog (or 0.8 s on a slow-path flood) behind it."""
 
 from __future__ import annotations
 
@@ -63,7 +71,7 @@ while time.monotonic() < end:
             time.time_ns() - struct.unpack("!Q", data[54:62])[0])
 print(json.dumps(got), flush=True)
 """
-FLOOD_SECONDS = 2
+FLOOD_SECONDS = 3  # the issue's overload: 3 s
 PROBES = 100
 
 
@@ -96,15 +104,17 @@ def test_overloaded_switch_drops_at_ingress_counts_it_and_recovers(s1, tmp_path:
     counters = re.search(r"^Port 1 \(.*?\): (.*)$", log, re.M).group(1)
     counts = {key: int(value) for key, value in re.findall(r"([a-z ]+?) (\d+)(?:, |$)",
                                                            counters)}
-    # the switch was behind (a cache miss costs it tens of µs; Python sends in ~2 µs),
-    # dropped at ingress, said so once and counted it
-    assert counts.get("overload drops", 0) > 0, log
-    assert log.count("the switch is behind") == 1
+    summary = f"{report}, {counts}, probe delays by sequence {delays}"
+    # the ring overflowed (kernel drops), the switch stayed behind for 500 ms and dropped
+    # at ingress (overload drops), said so once; nothing is counted twice: the rest the
+    # veth dropped before the ring
+    assert counts.get("kernel drops", 0) > 0 and counts.get("overload drops", 0) > 0, summary
+    assert log.count("the switch is behind") == 1, log
     assert counts["received"] + counts["overload drops"] + counts.get("kernel drops", 0) \
-        <= report["sent"] + PROBES  # the rest the veth dropped before the ring
+        <= report["sent"] + PROBES, summary
     # probe k left 5 ms x (k + 1) after the flood; from 100 ms on every one comes out,
-    # none waits more than a few ms (without the bound: seconds of backlog)
-    late = {seq: delays.get(seq) for seq in range(20, PROBES)
-            if delays.get(seq) is None or delays[seq] > 10e6}
-    assert not late, f"probes lost or later than 10 ms, by sequence: {late} ({delays}, " \
-        f"{report}, {counts})"
+    # and at once: most under 1 ms, none held more than a scheduling hiccup (a loaded
+    # machine: 20 ms); the ring's backlog would hold the first ones ~200 ms
+    after = [delays.get(seq) for seq in range(20, PROBES)]
+    assert None not in after, f"probes lost after 100 ms: {summary}"
+    assert max(after) < 20e6 and sorted(after)[len(after) // 2] < 1e6, summary
