@@ -14,7 +14,8 @@ only ever waits for its next slot then waits forever: poll says readable at
 once, the port receives nothing again and the kernel drops every later frame
 (seen in about 1 run in 3 of the overload test before this).  So a free slot
 followed by a filled one for longer than ``HOLE_NS`` (a writer fills its slot
-in microseconds) is skipped and counted (``ring_holes``); while it waits, the
+in microseconds, unless it is preempted: then its frame is read a lap later, out
+of order) is skipped and counted (``ring_holes``); while it waits, the
 port is not caught up (``hole_slot``).  The kernel later fills the hole with a
 frame newer than those after it, so a batch's age is that of the older of its
 first and last frames.
@@ -281,8 +282,9 @@ class Port:
             self.slot, self.hole_slot = following, -1
             self.counters.ring_holes += 1
             if self.counters.ring_holes == 1:
-                self._warn("the kernel left a hole in the ring (a free slot before "
-                           "filled ones); stepped over it (counted as ring holes)")
+                self._warn("a ring slot stayed free while later ones were filled (the "
+                           "kernel skipped it or its writer stalled); stepped over it "
+                           "(counted as ring holes)")
 
     def _stale(self, count: int) -> None:
         """Count frames dropped for their age; say so at the first."""
