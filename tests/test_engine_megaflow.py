@@ -108,14 +108,17 @@ def traffic(flows: list[Flow], count: int, seed: int) -> list[tuple[int, bytes]]
 
 
 def same_as_uncached(make: Callable[[], Pipeline], frames: list[tuple[int, bytes]]) -> Pipeline:
-    """Run ``frames`` through a cached and an uncached pipeline, and through a cached
-    and an uncached one that trace every packet (``--log-console``); every result,
-    every direct counter and every packet's trace must agree.  Returns the cached
+    """Run ``frames`` through a cached and an uncached pipeline, through a cached one
+    in batches (``process_many``, as the switch runs), and through a cached and an
+    uncached one that trace every packet (``--log-console``); every result, every
+    direct counter and every packet's trace must agree.  Returns the cached
     pipeline."""
     cached, plain, traced, traced_plain = make(), make(), make(), make()
     plain.cache.enabled = traced_plain.cache.enabled = False
+    wanted: list[Any] = []
     for number, (port, frame) in enumerate(frames):
         got, want = cached.process(port, frame, NOW), plain.process(port, frame, NOW)
+        wanted.append(want)
         assert (got.outputs, got.drops) == (want.outputs, want.drops), (number, frame.hex())
         lines: list[str] = []
         plain_lines: list[str] = []
@@ -125,7 +128,27 @@ def same_as_uncached(make: Callable[[], Pipeline], frames: list[tuple[int, bytes
             (number, frame.hex())
     assert counters(cached) == counters(plain) == counters(traced) == counters(traced_plain)
     assert traced.cache.hits <= cached.cache.hits  # the trace uses megaflows only
+    batched = make()
+    assert_batches_agree(batched, frames, wanted)
+    assert counters(batched) == counters(plain)
     return cached
+
+
+def assert_batches_agree(pipeline: Pipeline, frames: list[tuple[int, bytes]],
+                         wanted: list[Any]) -> None:
+    """``process_many`` over runs of 1-64 frames from one port gives, run by run, the
+    outputs and digests one-by-one ``process`` on an uncached pipeline gave
+    (``wanted``), and the same direct counters (compared by the caller)."""
+    rng, start = random.Random(len(frames)), 0
+    while start < len(frames):
+        port, end = frames[start][0], start + 1
+        while end < min(len(frames), start + rng.randrange(1, 65)) and frames[end][0] == port:
+            end += 1
+        outputs, digests = pipeline.process_many(port, [f for _p, f in frames[start:end]],
+                                                 lambda: NOW)
+        assert outputs == [o for want in wanted[start:end] for o in want.outputs], start
+        assert digests == [d for want in wanted[start:end] for d in want.digests], start
+        start = end
 
 
 def counters(pipeline: Pipeline) -> dict[str, list[tuple[int, int]]]:
@@ -321,6 +344,34 @@ def test_a_table_write_reaches_flows_cached_as_megaflows() -> None:
     assert pipeline.cache.megaflows.hits == 2  # the old megaflow was gone
     pipeline.process(1, make(rng), NOW)
     assert pipeline.cache.megaflows.hits == 3
+
+
+def test_batches_serve_repeated_frames_from_the_exact_cache_and_follow_writes() -> None:
+    """The switch's batches (``process_many``) of frames repeated byte for byte: exact
+    cache hits, each rewritten as crc16 (crcmod) and ``lb_out`` say and counted in the
+    direct counters as without a cache; after a table write, the next batch follows it."""
+    batched, plain = program_s1(BUILD), program_s1(BUILD)
+    plain.cache.enabled = False
+    rng = random.Random(13)
+    distinct = [ip_flow(rng, "10.0.0.1", kind="tcp", ttl=64)(rng) for _ in range(64)]
+    for _round in range(4):
+        frames = rng.sample(distinct, len(distinct))
+        outputs, digests = batched.process_many(1, frames, lambda: NOW)
+        expected = []
+        for frame in frames:
+            port = 3 if CRC16_ARC(frame[26:34] + b"\x06" + frame[34:38]) % 2 else 2
+            expected.append((port, lb_out(frame, port)))
+            plain.process(1, frame, NOW)
+        assert (outputs, digests) == (expected, [])
+    assert batched.cache.hits == 3 * len(distinct) and batched.cache.megaflows.hits == 0
+    assert counters(batched) == counters(plain)
+    table = batched.tables["MyIngress.ecmp_nhop"]
+    for entry in table.entries():
+        table.modify(entry, ActionCall(table.actions["MyIngress.set_nhop"],
+                                       (mac("00:00:00:00:01:07"), ip("10.0.7.7"), 7)))
+    outputs, _ = batched.process_many(1, distinct, lambda: NOW)
+    assert {port for port, _data in outputs} == {7}
+    assert {Ether(data)[IP].dst for _port, data in outputs} == {"10.0.7.7"}
 
 
 def test_field_use_of_load_balance() -> None:

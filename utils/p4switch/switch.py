@@ -181,21 +181,19 @@ class Switch:
                 pipeline = self.pipeline
                 if pipeline is None:
                     return
-                process, clock = pipeline.process, time.monotonic
-                results = [process(port, frame, clock())
-                           for frame in frames[start:start + BATCH]]
-            for result in results:
-                for egress, data in result.outputs:
-                    target = ports.get(egress)
-                    if target is None or egress == cpu_port:
-                        self.transmit(egress, data)
-                    else:
-                        for observer in observers:
-                            observer.sent(egress, data)
-                        target.send(data)
-                if result.digests and self.digest_sink is not None:
-                    for digest in result.digests:
-                        self.digest_sink(*digest)
+                outputs, digests = pipeline.process_many(port, frames[start:start + BATCH],
+                                                         time.monotonic)
+            for egress, data in outputs:
+                target = ports.get(egress)
+                if target is None or egress == cpu_port:
+                    self.transmit(egress, data)
+                else:
+                    for observer in observers:
+                        observer.sent(egress, data)
+                    target.send(data)
+            if digests and self.digest_sink is not None:
+                for digest in digests:
+                    self.digest_sink(*digest)
 
     def transmit(self, port: int, frame: bytes,
                  trace: Callable[[str], None] | None = None) -> None:

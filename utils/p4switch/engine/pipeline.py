@@ -214,6 +214,58 @@ class Pipeline:
             cache.store(key, frame, result.payload_offset, result.outputs, result.drops, replay)
         return result
 
+    def process_many(self, port: int, frames: list[bytes], clock: Callable[[], float]
+                     ) -> tuple[list[tuple[int, bytes]], list[tuple[int, str, list[int]]]]:
+        """``process`` for each of ``frames`` received on ``port``, the caller holding the
+        pipeline still (no control-plane change in between): every output in order and
+        every digest.  Cache hits are served here, without a ``Result`` each; the rest go
+        through ``process`` at ``clock()``."""
+        outputs: list[tuple[int, bytes]] = []
+        digests: list[tuple[int, str, list[int]]] = []
+        append, extend, process = outputs.append, outputs.extend, self.process
+        cache = self.cache
+        if not cache.enabled:
+            for frame in frames:
+                result = process(port, frame, clock())
+                extend(result.outputs)
+                if result.digests:
+                    digests.extend(result.digests)
+            return outputs, digests
+        if cache.generation.value != cache.seen_generation:
+            cache.refresh()
+        entries, span, keyed = cache.entries, cache.span, cache.keyed_on_length
+        megaflows = cache.megaflows
+        lookup = megaflows.lookup if megaflows.enabled else None
+        hits = flow_hits = 0
+        for frame in frames:
+            hit = entries.get((port, frame[:span], len(frame)) if keyed else (port, frame[:span]))
+            if hit is not None:
+                hits += 1
+                offset, headers, _drops, counted = hit
+                for entry, extra in counted:
+                    entry.packets += 1
+                    entry.bytes += len(frame) + extra
+                payload = frame[offset:]
+                for out, head in headers:
+                    append((out, head + payload))
+                continue
+            found = lookup(port, frame) if lookup is not None and megaflows.shapes else None
+            if found is not None:
+                flow_hits += 1
+                found_outputs, _drops, counted = found
+                for entry, extra in counted:
+                    entry.packets += 1
+                    entry.bytes += len(frame) + extra
+                extend(found_outputs)
+                continue
+            result = process(port, frame, clock())  # a miss: the slow path, and learning
+            extend(result.outputs)
+            if result.digests:
+                digests.extend(result.digests)
+        cache.hits += hits + flow_hits
+        megaflows.hits += flow_hits
+        return outputs, digests
+
     def _process_traced(self, port: int, frame: bytes, now: float,
                         trace: Callable[[str], None]) -> Result:
         """``process`` with a per-packet trace: a megaflow hit replays the trace its
