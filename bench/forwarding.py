@@ -21,7 +21,7 @@ all namespaces; a socket filter hands the receivers only probe frames).  The
 probe's IPv4 header checksum is right: with br_netfilter loaded, the bridge
 drops bad ones.  Overload recovery: the probe runs while the sender offers twice
 the loss-free rate for 3 s; the figure is the time from the sender's end until
-100 probes in a row arrive in under 1 ms.
+probes arrive in under 1 ms again, all but 10 of 100 in a row.
 
 ``python bench/forwarding.py`` runs this part alone (root; ``--help``).
 """
@@ -33,6 +33,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,10 +58,11 @@ SECONDS = 3
 LOSS_FREE = 0.001
 OVERLOAD_SECONDS = 3
 RECOVERED_US = 1000  # "back to normal": probes under 1 ms again ...
-RECOVERED_RUN = 100  # ... 100 in a row (0.1 s)
+RECOVERED_RUN, RECOVERED_LATE = 100, 10  # ... all but 10 of 100 in a row (0.1 s)
 PREFIX = "bfw"
 SENDER = Path(__file__).resolve().parent / "paced_send.py"
 KINDS = ("repeated", "real")
+LOGGED_RATIO, LOGGED_FLOOR = 10, 40_000  # issue 9: --log-file >= 10x BMv2's, or 40 kpps
 TRAFFIC_NAMES = {"repeated": "repeated headers", "real": "real-shaped (id, seq, payload vary)"}
 PROBE_SEND = """
 import socket, struct, sys, time, json
@@ -244,15 +246,17 @@ def latency(lab: Lab, receivers: tuple[str, ...], count: int = 2000) -> tuple[fl
 
 
 def recovery_ms(delays: list[tuple[int, float | None]], end_ns: int) -> float:
-    """Milliseconds from ``end_ns`` until the first of RECOVERED_RUN probes in a row that
-    all arrived in < 1 ms (a lone late probe later on, noise on a shared machine, does
-    not count; inf if no such run)."""
-    later = [(sent, delay) for sent, delay in delays if sent >= end_ns]
-    run = 0
-    for index, (_sent, delay) in enumerate(later):
-        run = run + 1 if delay is not None and delay < RECOVERED_US else 0
-        if run == RECOVERED_RUN:
-            return max(0.0, (later[index - run + 1][0] - end_ns) / 1e6)
+    """Milliseconds from ``end_ns`` until the first probe under 1 ms from which at most
+    RECOVERED_LATE of the next RECOVERED_RUN (0.1 s) are late (over 1 ms, or lost): a
+    backlog delays every probe, while a shared VM delays a few percent of them by
+    1-5 ms even through the Linux bridge at idle (seen 2026-12-03), so "all of them
+    under 1 ms" would measure the machine (inf if never)."""
+    later = [(sent, delay is None or delay >= RECOVERED_US)
+             for sent, delay in delays if sent >= end_ns]
+    for index in range(len(later) - RECOVERED_RUN + 1):
+        if not later[index][1] and sum(
+                late for _sent, late in later[index:index + RECOVERED_RUN]) <= RECOVERED_LATE:
+            return max(0.0, (later[index][0] - end_ns) / 1e6)
     return float("inf")
 
 
@@ -310,20 +314,22 @@ class Result:
 
 
 def measure(lab: Lab, kinds: tuple[str, ...], executable: tuple[str, ...] = P4SWITCH,
-            overloads: bool = True) -> Result:
-    """Throughput per traffic kind, latency p50/p99 and overload recovery of a P4 switch
-    on the lab's veths, programmed with s1's rules (our switch unless ``executable``
-    names another, e.g. BMv2)."""
+            overloads: bool = True, options: tuple[str, ...] = (),
+            timing: bool = True) -> Result:
+    """Throughput per traffic kind, latency p50/p99 (with ``timing``) and overload
+    recovery of a P4 switch on the lab's veths, programmed with s1's rules (our switch
+    unless ``executable`` names another, e.g. BMv2), started with ``options``."""
     port = free_ports(1)
     ports = lab.ports()
     args = [f"-i1@{ports[0]}", f"-i2@{ports[1]}", f"-i3@{ports[2]}", "--device-id", "0",
-            str(BUILD_JSON)]
+            *options, str(BUILD_JSON)]
     receivers = ("r2", "r3")
     result = Result()
     switch = start_switch(args, port, executable)
     try:
         program(port)
-        result.p50, result.p99 = latency(lab, receivers)
+        if timing:
+            result.p50, result.p99 = latency(lab, receivers)
         for kind in kinds:
             result.rates[kind], result.steps[kind] = throughput(lab, receivers, kind)
             print(f"    {kind}: {result.rates[kind]:,.0f} pps", flush=True)
@@ -385,6 +391,27 @@ def figures_of(who: str, result: Result, anchor_name: str, anchor: Result | None
     return figures
 
 
+def measure_logged(lab: Lab, executable: tuple[str, ...]) -> float:
+    """The loss-free rate of real-shaped traffic with the per-packet trace written to a
+    file (``--log-file``, BMv2's default level: trace), deleted afterwards."""
+    with tempfile.TemporaryDirectory(prefix="bfw-log-") as directory:
+        log = Path(directory) / "switch.log"
+        result = measure(lab, ("real",), executable, overloads=False,
+                         options=("--log-file", str(log)), timing=False)
+    return result.rates["real"]
+
+
+def logged_figure(ours: float, bmv2: float | None) -> Figure:
+    """Issue 9's log-mode target: >= 10x BMv2 with its log, or >= 40 kpps without BMv2."""
+    if bmv2:
+        return Figure("forwarding", f"ours with --log-file, {TRAFFIC_NAMES['real']}, < 0.1% "
+                      "loss", ours, "pps", "BMv2 with --log-file, same veths", bmv2,
+                      ">= 10x BMv2", ours >= LOGGED_RATIO * bmv2)
+    return Figure("forwarding", f"ours with --log-file, {TRAFFIC_NAMES['real']}, < 0.1% loss",
+                  ours, "pps", "", None, f">= {LOGGED_FLOOR:,} pps (BMv2 not on PATH)",
+                  ours >= LOGGED_FLOOR)
+
+
 def run(figures: list[Figure], details: dict, switches: tuple[str, ...] = ("ours", "bmv2"),
         kinds: tuple[str, ...] = ("repeated", "real"),
         extra: dict[str, tuple[str, ...]] | None = None) -> None:
@@ -392,6 +419,7 @@ def run(figures: list[Figure], details: dict, switches: tuple[str, ...] = ("ours
     ``extra`` names more switch commands to measure the same way (comparisons)."""
     lab = Lab()
     results: dict[str, Result] = {}
+    logged: dict[str, float] = {}
     try:
         lab.up()
         commands: dict[str, tuple[str, ...]] = {}
@@ -407,6 +435,11 @@ def run(figures: list[Figure], details: dict, switches: tuple[str, ...] = ("ours
         for who, command in commands.items():
             print(f"  {who} ...", flush=True)
             results[who] = measure(lab, kinds, command)
+        if "real" in kinds:
+            for who in ("ours", "BMv2"):
+                if who in commands:
+                    print(f"  {who} with --log-file ...", flush=True)
+                    logged[who] = measure_logged(lab, commands[who])
         print("  Linux bridge ...", flush=True)
         results["bridge"] = bridge(lab, kinds)
     finally:
@@ -418,7 +451,10 @@ def run(figures: list[Figure], details: dict, switches: tuple[str, ...] = ("ours
         figures += figures_of(who, result, "Linux bridge, same veths", anchor,
                               targets=who == "ours")
     figures += figures_of("Linux bridge", anchor, "", None, targets=False)
+    if "ours" in logged:
+        figures.append(logged_figure(logged["ours"], logged.get("BMv2")))
     details["forwarding"] = {who: result.details() for who, result in results.items()}
+    details["forwarding_logged_pps"] = logged
 
 
 def main() -> int:
