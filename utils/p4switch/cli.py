@@ -27,7 +27,14 @@ import grpc
 
 from .engine import DROP_PORT, ConfigError, Pipeline
 from .io.pcap import PcapObserver
-from .io.ports import BEHIND_GRACE_MS, DEFAULT_MAX_DELAY_MS, DataPlane, Port, PortError
+from .io.ports import (
+    BEHIND_FRAMES,
+    BEHIND_GRACE_MS,
+    DEFAULT_MAX_DELAY_MS,
+    DataPlane,
+    Port,
+    PortError,
+)
 from .switch import PacketLog, Switch
 
 if TYPE_CHECKING:
@@ -104,7 +111,8 @@ def switch_parser() -> argparse.ArgumentParser:
     add("--priority-queues", type=int, metavar="N", help=argparse.SUPPRESS)
     add("--max-delay-ms", type=float, default=DEFAULT_MAX_DELAY_MS, metavar="MS",
         help="p4switch only: when the switch has been behind for longer than "
-        f"{BEHIND_GRACE_MS:g} ms (the frames it takes have waited more than MS), it drops "
+        f"{BEHIND_GRACE_MS:g} ms (the frames it takes have waited more than MS, with "
+        f"{BEHIND_FRAMES:,} more waiting), it drops "
         "at ingress, unprocessed, every frame that has waited more than MS until it has "
         "caught up, and counts them ('overload drops' in the port's counters): an "
         f"overloaded switch queues MS, not seconds (default {DEFAULT_MAX_DELAY_MS:g}; 0 "
