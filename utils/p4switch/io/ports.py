@@ -269,8 +269,9 @@ class Port:
         return frames
 
     def waiting_at_least(self, count: int) -> bool:
-        """Whether ``count`` or more frames wait in the ring after the reader's slot
-        (the slot ``count`` ahead is filled; a hole can make it a slot's error)."""
+        """Whether ``count`` or more frames wait in the ring from the reader's slot on:
+        the slot ``count - 1`` ahead is filled (the kernel fills slots in order; a ring
+        hole makes the answer one slot off, no more)."""
         ahead = (self.slot + count - 1) % self.slot_count
         return bool(SLOT_STATUS.unpack_from(self.ring, ahead * self.slot_size)[0]
                     & TP_STATUS_USER)
