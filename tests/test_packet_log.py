@@ -86,6 +86,33 @@ def test_a_batch_is_traced_packet_by_packet_in_one_write() -> None:
         assert lines[-1] == f"Transmitting {len(frame)} bytes on port {port}"
 
 
+def test_batched_traces_of_megaflow_hits_are_the_slow_paths_traces() -> None:
+    """The switch serves a batch's megaflow hits with their trace from a template:
+    every packet's lines, its id, and every output must be those of the slow path."""
+    cached_stream, plain_stream = CountingStream(), CountingStream()
+    cached, plain = s1_switch(cached_stream), s1_switch(plain_stream)
+    assert plain.pipeline is not None
+    plain.pipeline.cache.enabled = False
+    frames = []
+    for i in range(600):  # 40 flows with per-packet id, seq and payload; new flows; drops (no entry, TTL 0)
+        sport = 40000 + (i % 40 if i % 7 else i)
+        dst = "10.9.9.9" if i % 53 == 0 else "10.0.0.1"
+        frames.append(bytes(Ether() / IP(src="10.0.1.1", dst=dst, id=i, ttl=0 if i % 97 == 1 else 64)
+                            / TCP(sport=sport, dport=1234, seq=i * 7919) / (b"y" * (i % 9))))
+    for start in range(0, len(frames), 64):
+        cached.receive_batch(1, frames[start:start + 64])
+        plain.receive_batch(1, frames[start:start + 64])
+
+    def lines(stream: CountingStream) -> list[tuple[str, str]]:
+        return [LINE.match(line).group(1, 2) for line in stream.getvalue().splitlines()]
+
+    assert cached.pipeline is not None and cached.pipeline.cache.megaflows.hits > 400
+    assert lines(cached_stream) == lines(plain_stream)
+    assert {int(number) for number, _ in lines(cached_stream)} == set(range(len(frames)))
+    for number in (2, 3):
+        assert cached.ports[number] == plain.ports[number]
+
+
 def test_a_single_frame_and_a_drop_are_written_at_once() -> None:
     stream = CountingStream()
     switch = s1_switch(stream)

@@ -66,6 +66,17 @@ class PacketLog:
             head = f"{self._now()} [p4switch] [D] [{packet_id}] [cxt 0] "
             self._pending.append(head + f"\n{head}".join(messages) + "\n")
 
+    def packets(self, traced: list[tuple[str, list[str]]]) -> None:
+        """``packet`` for each (packet id, messages) of ``traced``, one time stamp."""
+        if not traced:
+            return
+        with self._lock:
+            stamp = self._now()
+            pending = self._pending
+            for packet_id, messages in traced:
+                head = f"{stamp} [p4switch] [D] [{packet_id}] [cxt 0] "
+                pending.append(head + f"\n{head}".join(messages) + "\n")
+
     def flush(self) -> None:
         """Write the queued lines in one go."""
         with self._lock:
@@ -167,8 +178,7 @@ class Switch:
         """
         if self.log is not None:
             try:
-                for frame in frames:
-                    self._receive(port, frame)
+                self._receive_traced(port, frames)
             finally:
                 self.log.flush()
             return
@@ -194,6 +204,30 @@ class Switch:
             if digests and self.digest_sink is not None:
                 for digest in digests:
                     self.digest_sink(*digest)
+
+    def _receive_traced(self, port: int, frames: list[bytes]) -> None:
+        """``receive_batch`` with the trace log: megaflow hits (their trace a template)
+        served under one lock, their traces queued together; other frames one by one."""
+        log, ids, observers = self.log, self._ids, self.observers
+        assert log is not None
+        traced: list[tuple[str, list[str]]] = []
+        with self.lock:
+            pipeline = self.pipeline
+            for frame in frames:
+                hit = pipeline.traced_hit(port, frame) if pipeline is not None else None
+                if hit is None:
+                    log.packets(traced)
+                    traced = []
+                    self._receive(port, frame)
+                    continue
+                for observer in observers:
+                    observer.received(port, frame)
+                messages = [f"Processing packet received on port {port} ({len(frame)} bytes)"]
+                messages += hit[2]
+                for egress, data in hit[0]:
+                    self.transmit(egress, data, messages.append)
+                traced.append((f"{next(ids)}.0", messages))
+        log.packets(traced)
 
     def transmit(self, port: int, frame: bytes,
                  trace: Callable[[str], None] | None = None) -> None:

@@ -63,15 +63,30 @@ class Learning:
     messages: list[str] | None = None  # the packet's trace, when it is traced
     transmits: list[int] = field(default_factory=list)  # where in it each output's line is
 
-    def trace_template(self) -> list[str | int]:
-        """The trace with each output's "Transmitting N bytes" line as that output's
-        index: the one message whose value (the length) may differ between the
-        frames of a megaflow; every other message shows only fields in the key,
-        table entries or constants."""
-        template: list[str | int] = list(self.messages or ())
-        for index, position in enumerate(self.transmits):
-            template[position] = index
-        return template
+    def trace_template(self, outputs: int) -> TraceTemplate | None:
+        """The trace as a template for the megaflow's next frames, if it has one
+        "Transmitting N bytes" line for each of its ``outputs``: the one message whose
+        value (the length) may differ between the frames of a megaflow; every other
+        message shows only fields in the key, table entries or constants."""
+        if len(self.transmits) != outputs:
+            return None
+        return TraceTemplate(tuple(self.messages or ()), tuple(self.transmits))
+
+
+@dataclass(frozen=True)
+class TraceTemplate:
+    """A megaflow's trace: its messages, the outputs' "Transmitting N bytes" lines at
+    ``transmits`` (one per output, in order) to be re-stated for each frame."""
+
+    messages: tuple[str, ...]
+    transmits: tuple[int, ...]
+
+    def render(self, outputs: list[tuple[int, bytes]]) -> list[str]:
+        """The trace of a frame of this megaflow that gave ``outputs``."""
+        messages = list(self.messages)
+        for position, (port, data) in zip(self.transmits, outputs):
+            messages[position] = f"Transmitting {len(data)} bytes on port {port}"
+        return messages
 
 
 class Megaflows:
@@ -91,7 +106,7 @@ class Megaflows:
         self.shapes: list[Shape] = []
         self.shape_by_headers: dict[tuple[tuple[int, int], ...], Shape] = {}
         self.entries: dict[Any, tuple[list[tuple[int, int, list[Plan]]], int, list]] = {}
-        self.traces: dict[Any, list[str | int]] = {}  # per entry key, for the trace log
+        self.traces: dict[Any, TraceTemplate] = {}  # per entry key, for the trace log
         self.last_key: Any = None  # the key of the latest hit
         self.hits = 0
         self.fallbacks: dict[str, int] = {}  # why misses went to the exact cache
@@ -212,7 +227,9 @@ class Megaflows:
             del self.entries[key]
             return "the patched frame differs from the slow path's"
         if notes.messages is not None:
-            self.traces[key] = notes.trace_template()
+            template = notes.trace_template(len(outputs))
+            if template is not None:
+                self.traces[key] = template
         return None
 
     def _path(self, visited: tuple[str, ...]) -> tuple[tuple[tuple[int, int], ...], int] | str:

@@ -266,34 +266,43 @@ class Pipeline:
         megaflows.hits += flow_hits
         return outputs, digests
 
+    def traced_hit(self, port: int, frame: bytes
+                   ) -> tuple[list[tuple[int, bytes]], int, list[str]] | None:
+        """A traced frame's (outputs, drops, trace messages) when a megaflow with a
+        trace covers it (its counters counted), else None: ``process`` must run it."""
+        cache = self.cache
+        megaflows = cache.megaflows
+        if not (cache.enabled and megaflows.enabled):
+            return None
+        if cache.generation.value != cache.seen_generation:
+            cache.refresh()
+        found = megaflows.lookup(port, frame) if megaflows.shapes else None
+        template = megaflows.traces.get(megaflows.last_key) if found is not None else None
+        if template is None:
+            return None
+        outputs, drops, counted = found
+        megaflows.hits += 1
+        cache.hits += 1
+        if counted:
+            self._replay(counted, len(frame))
+        return outputs, drops, template.render(outputs)
+
     def _process_traced(self, port: int, frame: bytes, now: float,
                         trace: Callable[[str], None]) -> Result:
         """``process`` with a per-packet trace: a megaflow hit replays the trace its
-        first packet wrote (each output's length re-stated); a miss runs the slow path,
-        and learns the megaflow and its trace when it can.  The exact-header cache is
-        not used while tracing."""
+        first packet wrote (``traced_hit``); a miss runs the slow path, and learns the
+        megaflow and its trace when it can.  The exact-header cache is not used while
+        tracing."""
         cache = self.cache
         megaflows = cache.megaflows
         if not (cache.enabled and megaflows.enabled):
             return self._run(port, frame, now, trace)
-        if cache.generation.value != cache.seen_generation:
-            cache.refresh()
-        if megaflows.shapes:
-            found = megaflows.lookup(port, frame)
-            template = megaflows.traces.get(megaflows.last_key) if found is not None else None
-            if template is not None:
-                outputs, drops, counted = found
-                megaflows.hits += 1
-                cache.hits += 1
-                if counted:
-                    self._replay(counted, len(frame))
-                for message in template:
-                    if message.__class__ is int:
-                        out_port, data = outputs[message]
-                        trace(f"Transmitting {len(data)} bytes on port {out_port}")
-                    else:
-                        trace(message)
-                return Result(outputs, drops=drops)
+        hit = self.traced_hit(port, frame)
+        if hit is not None:
+            outputs, drops, messages = hit
+            for message in messages:
+                trace(message)
+            return Result(outputs, drops=drops)
         cache.misses += 1
         counted = self.program.counted
         counted.clear()
