@@ -94,10 +94,11 @@ def test_batched_traces_of_megaflow_hits_are_the_slow_paths_traces() -> None:
     assert plain.pipeline is not None
     plain.pipeline.cache.enabled = False
     frames = []
-    for i in range(600):  # 40 flows with per-packet id, seq and payload; new flows; drops (no entry, TTL 0)
+    for i in range(600):  # 40 flows, per-packet id, seq and payload; new flows; drops
         sport = 40000 + (i % 40 if i % 7 else i)
-        dst = "10.9.9.9" if i % 53 == 0 else "10.0.0.1"
-        frames.append(bytes(Ether() / IP(src="10.0.1.1", dst=dst, id=i, ttl=0 if i % 97 == 1 else 64)
+        dst = "10.9.9.9" if i % 53 == 0 else "10.0.0.1"  # no entry
+        ttl = 0 if i % 97 == 1 else 64
+        frames.append(bytes(Ether() / IP(src="10.0.1.1", dst=dst, id=i, ttl=ttl)
                             / TCP(sport=sport, dport=1234, seq=i * 7919) / (b"y" * (i % 9))))
     for start in range(0, len(frames), 64):
         cached.receive_batch(1, frames[start:start + 64])
