@@ -11,8 +11,8 @@ import random
 import struct
 import time
 
-from common import BUILD_JSON, Figure
-from scapy.layers.inet import IP, TCP
+from common import BUILD_JSON, REPO, Figure
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import checksum
@@ -70,24 +70,27 @@ def per_packet_us(pipe: Pipeline, cached: bool, count: int = 20480) -> float:
     return (time.perf_counter() - start) / len(run) * 1e6
 
 
-def real_shaped(flows: int = 256, count: int = 20000, seed: int = 1) -> list[bytes]:
-    """``count`` TCP frames of ``flows`` flows, all different: scapy builds one template
-    per flow; each frame gets its own identification, seq/ack, payload bytes (0-200,
-    its length per flow) and the IPv4 checksum that goes with them."""
+def real_shaped(flows: int = 256, count: int = 20000, seed: int = 1,
+                udp: bool = False) -> list[bytes]:
+    """``count`` TCP (or UDP) frames of ``flows`` flows, all different: scapy builds one
+    template per flow; each frame gets its own identification, seq/ack (TCP), payload
+    bytes (0-200, its length per flow) and the IPv4 checksum that goes with them."""
     rng = random.Random(seed)
     templates = []
     for i in range(flows):
         size = rng.randrange(201)
+        transport = UDP(sport=10000 + i, dport=1234, chksum=0) if udp else \
+            TCP(sport=10000 + i, dport=1234, flags="PA")
         templates.append((bytes(Ether(src="08:00:00:00:01:01", dst="ff:ff:ff:ff:ff:ff")
                                 / IP(src=f"10.0.1.{1 + i % 250}", dst="10.0.0.1")
-                                / TCP(sport=10000 + i, dport=1234, flags="PA")
-                                / Raw(b"\0" * size)), size))
+                                / transport / Raw(b"\0" * size)), size))
     frames = []
     for i in range(count):
         template, size = templates[i % flows]
         frame = bytearray(template)
         frame[18:20] = rng.randbytes(2)
-        frame[38:46] = rng.randbytes(8)
+        if not udp:
+            frame[38:46] = rng.randbytes(8)
         frame[len(frame) - size:] = rng.randbytes(size)
         frame[24:26] = b"\0\0"
         frame[24:26] = struct.pack("!H", checksum(bytes(frame[14:34])))
@@ -136,6 +139,15 @@ def traced_us(pipe: Pipeline, cache: str, frames: list[bytes], flows: int = 256)
         return (time.perf_counter() - start) / len(run) * 1e6
 
 
+def stateful() -> Pipeline:
+    """``tests/p4/tables.p4``: registers, a meter and an indirect counter on every UDP
+    packet (the slow path, as a firewall's state would be), a route to port 2."""
+    pipe = Pipeline.from_json((REPO / "tests/p4/tables.json").read_text())
+    route = pipe.tables["MyIngress.route"]
+    route.insert([1, (0x0A000001, 32)], ActionCall(route.actions["MyIngress.set_route"], (1, 2)))
+    return pipe
+
+
 def run(figures: list[Figure]) -> None:
     small, large = pipeline(10), pipeline(10_000)
     for cached in (False, True):
@@ -164,6 +176,12 @@ def run(figures: list[Figure]) -> None:
     traced = {cache: traced_us(small, cache, frames) for cache in ("none", "both")}
     figures.append(Figure("engine", "real-shaped TCP traced (--log-file), megaflows",
                           traced["both"], "us", "traced, no cache", traced["none"], "", None))
+    registers = stateful()
+    reason = registers.cache.reason  # no cache, as the switch runs it
+    stateful_us = real_shaped_us(registers, "none", real_shaped(count=256 + 5 * 3000, udp=True))
+    figures.append(Figure("engine", "a program with registers and a meter (tests/p4/tables.p4), "
+                          f"real-shaped UDP: slow path ({reason})", stateful_us,
+                          "us", "load_balance, slow path", results["none"], "reported", None))
     fresh = real_shaped(flows=5 * 2000, count=5 * 2000, seed=2)  # every packet a new flow
     misses = {cache: real_shaped_us(small, cache, fresh, flows=0) for cache in ("none", "both")}
     figures.append(Figure("engine", "new flow every packet, megaflows (all misses, 10 entries)",
