@@ -22,6 +22,7 @@ from common import ENV, REPO, Figure, free_ports, median, start_switch, stop
 from live.control import LiveSwitch
 
 from netrun.ecmp import flow_hash
+from netrun.network import ask_help
 from p4runtime_lib import P4Info, SwitchConnection
 
 FLOWS, SEED, SECONDS = 2048, 8, 3.0
@@ -119,7 +120,10 @@ def measure(kind: str, executable: tuple[str, ...] | None, figures: list[Figure]
     lab.up()
     port = free_ports(2)
     ifaces = [f"-i{n}@{name}" for n, name in enumerate(lab.names, 1)]
-    extra = ["--thrift-port", str(port + 1)] if executable else []
+    # BMv2's Thrift server off its default 9090, where the build has one (ask_help: a
+    # --without-thrift build rejects the flag)
+    thrift = executable and "--thrift-port" in (ask_help(list(executable), 10) or ())
+    extra = ["--thrift-port", str(port + 1)] if thrift else []
     process = start_switch([*ifaces, "--device-id", "0", "--no-p4", *extra], port,
                            *([executable] if executable else []))
     address = f"127.0.0.1:{port}"
