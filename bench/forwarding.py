@@ -164,11 +164,13 @@ class Lab:
         subprocess.run(["ip", "link", "del", f"{PREFIX}br"], capture_output=True)
 
 
-def send(lab: Lab, kind: str, rate: int, count: int) -> dict:
-    """``count`` frames of ``kind`` at ``rate`` from namespace S (paced_send.py's report)."""
+def send(lab: Lab, kind: str, rate: int, count: int, seconds: float | None = None) -> dict:
+    """``count`` frames of ``kind`` at ``rate`` from namespace S, for at most ``seconds``
+    (paced_send.py's report)."""
+    limit = [] if seconds is None else ["--seconds", str(seconds)]
     result = subprocess.run(["ip", "netns", "exec", lab.spaces["s"], sys.executable,
                              str(SENDER), "--kind", kind, "--rate", str(rate), "--count",
-                             str(count)], capture_output=True, text=True, check=True)
+                             str(count), *limit], capture_output=True, text=True, check=True)
     report = json.loads(result.stdout.strip().splitlines()[-1])
     report["achieved_pps"] = report["sent"] / ((report["end_ns"] - report["start_ns"]) / 1e9)
     return report
@@ -284,7 +286,9 @@ def overload(lab: Lab, receivers: tuple[str, ...], kind: str, rate: int) -> dict
     before = lab.rx(*receivers)
     probe = Probe(lab, receivers, (OVERLOAD_SECONDS + 3) * 1000)
     time.sleep(1.0)
-    report = send(lab, kind, rate, rate * OVERLOAD_SECONDS)
+    # at most OVERLOAD_SECONDS: twice a fast switch's rate can be beyond the sender, which
+    # would otherwise still be sending when the probe ends
+    report = send(lab, kind, rate, rate * OVERLOAD_SECONDS, OVERLOAD_SECONDS)
     started, end = report["start_ns"], report["end_ns"]  # CLOCK_MONOTONIC, as the probes'
     delays = probe.delays()
     during = [d for t, d in delays if started <= t < end and d is not None]

@@ -65,9 +65,11 @@ def frames(kind: str, count: int, seed: int = 1) -> bytes:
     return block
 
 
-def send_paced(iface: str, block: bytes, rate: float) -> dict:
-    """Send the frames of ``block`` out of ``iface`` at ``rate`` frames per second."""
+def send_paced(iface: str, block: bytes, rate: float, seconds: float | None = None) -> dict:
+    """Send the frames of ``block`` out of ``iface`` at ``rate`` frames per second, for
+    at most ``seconds`` (a rate beyond the sender's then ends on time, with fewer sent)."""
     count = len(block) // FRAME
+    limit = float("inf") if seconds is None else seconds
     view = memoryview(block)
     errors = 0
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
@@ -76,8 +78,8 @@ def send_paced(iface: str, block: bytes, rate: float) -> dict:
         started = time.perf_counter_ns()
         start = clock()
         sent = 0
-        while sent < count:
-            due = min(count, int((clock() - start) * rate) + 1)
+        while sent < count and clock() - start < limit:
+            due = min(count, int((clock() - start) * rate) + 1, sent + 256)
             while sent < due:
                 try:
                     send(view[sent * FRAME:(sent + 1) * FRAME])
@@ -88,7 +90,7 @@ def send_paced(iface: str, block: bytes, rate: float) -> dict:
             if wait > 0:
                 sleep(wait)
         ended = time.perf_counter_ns()
-    return {"sent": count - errors, "errors": errors, "start_ns": started, "end_ns": ended}
+    return {"sent": sent - errors, "errors": errors, "start_ns": started, "end_ns": ended}
 
 
 def main() -> int:
@@ -98,8 +100,9 @@ def main() -> int:
     parser.add_argument("--kind", choices=["repeated", "real"], default="repeated")
     parser.add_argument("--rate", type=float, required=True, help="frames per second")
     parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--seconds", type=float, help="stop sending after this long")
     args = parser.parse_args()
-    result = send_paced(args.iface, frames(args.kind, args.count), args.rate)
+    result = send_paced(args.iface, frames(args.kind, args.count), args.rate, args.seconds)
     print(json.dumps(result), flush=True)
     return 0
 
