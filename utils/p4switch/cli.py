@@ -364,7 +364,7 @@ def start(argv: list[str], running: Running) -> Switch:
 # and 100 back-to-back readers, the default promoted in-flight calls' objects fast enough
 # to run full collections of 40-90 ms (gc.callbacks, 2026-12-08), which stall every RPC and
 # the data plane alike; at 20,000 the young objects die before a collection sees them:
-# the longest pause 27 ms, Capabilities' slowest of 50 64 / 45 ms instead of 98 / 138 ms.
+# the longest pause 27 ms, Capabilities' slowest of 50 56-78 ms instead of 98-138 ms.
 GC_THRESHOLDS = (20_000, 10, 10)
 
 
