@@ -116,8 +116,19 @@ def naive(weights: dict[str, int], sport: int) -> str:
 
 def measure(kind: str, executable: tuple[str, ...] | None, figures: list[Figure],
             details: dict) -> None:
+    """The steps under traffic on a new lab, removed afterwards whatever happens (a
+    switch that does not start included)."""
     lab = Lab()
     lab.up()
+    try:
+        measure_on(lab, kind, executable, figures, details)
+    finally:
+        lab.down()
+
+
+def measure_on(lab: Lab, kind: str, executable: tuple[str, ...] | None,
+               figures: list[Figure], details: dict) -> None:
+    """The switch (ours, or ``executable``) on ``lab``'s veths through STEPS."""
     port = free_ports(2)
     ifaces = [f"-i{n}@{name}" for n, name in enumerate(lab.names, 1)]
     # BMv2's Thrift server off its default 9090, where the build has one (ask_help: a
@@ -168,7 +179,6 @@ def measure(kind: str, executable: tuple[str, ...] | None, figures: list[Figure]
     finally:
         live.connection.close()
         stop(process)
-        lab.down()
 
 
 def run(figures: list[Figure], details: dict) -> None:
