@@ -360,12 +360,15 @@ def start(argv: list[str], running: Running) -> Switch:
     return switch
 
 
-# The cyclic GC's generation-0 threshold (CPython's default: 700). Under 1,000 idle streams
-# and 100 back-to-back readers, the default promoted in-flight calls' objects fast enough
-# to run full collections of 40-90 ms (gc.callbacks, 2026-12-08), which stall every RPC and
-# the data plane alike; at 20,000 the young objects die before a collection sees them:
-# the longest pause 27 ms, Capabilities' slowest of 50 56-78 ms instead of 98-138 ms.
-GC_THRESHOLDS = (20_000, 10, 10)
+# The cyclic GC's thresholds (CPython's default: 700, 10, 10). Under 1,000 idle streams and
+# 100 back-to-back readers, the default promoted in-flight calls' objects to the oldest
+# generation fast enough to run full collections of 40-90 ms every few seconds
+# (gc.callbacks, 2026-12-08), which stall every RPC and the data plane alike
+# (Capabilities' slowest of 50: 87-138 ms). A full collection now waits for 100 young ones
+# instead of 10: none under that load, Capabilities' slowest 51-53 ms. Larger young
+# generations did as well for the pauses but held cyclic garbage longer: (20,000, 10, 10)
+# and (2,000, 50, 10) made the 600 s soak's RSS grow 7.8 / 6.6 MiB (default: 1.6; these: 3.7).
+GC_THRESHOLDS = (700, 10, 100)
 
 
 def main(argv: list[str] | None = None) -> int:
