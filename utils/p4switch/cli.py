@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import os
 import signal
 import ssl
@@ -360,21 +359,9 @@ def start(argv: list[str], running: Running) -> Switch:
     return switch
 
 
-# The cyclic GC's thresholds (CPython's default: 700, 10, 10). Under 1,000 idle streams and
-# 100 back-to-back readers, the default promoted in-flight calls' objects to the oldest
-# generation fast enough to run full collections of 40-90 ms every few seconds
-# (gc.callbacks, 2026-12-08), which stall every RPC and the data plane alike
-# (Capabilities' slowest of 50: 87-138 ms). A full collection now waits for 100 young ones
-# instead of 10: none under that load, Capabilities' slowest 51-53 ms. Larger young
-# generations did as well for the pauses but held cyclic garbage longer: (20,000, 10, 10)
-# and (2,000, 50, 10) made the 600 s soak's RSS grow 7.8 / 6.6 MiB (default: 1.6; these: 3.7).
-GC_THRESHOLDS = (700, 10, 100)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run until SIGINT/SIGTERM; one line and a non-zero exit on a bad start."""
     args = sys.argv[1:] if argv is None else argv
-    gc.set_threshold(*GC_THRESHOLDS)
     running = Running()
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
